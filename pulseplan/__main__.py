@@ -1,0 +1,3 @@
+from pulseplan.cli import main
+
+main()

@@ -1,0 +1,47 @@
+"""The application factory. Wiring only: each layer lives in its own module."""
+
+from __future__ import annotations
+
+from quart import Quart
+
+from pulseplan.errors import ConfigurationError
+from pulseplan.observability.logs import configure_logging
+from pulseplan.plugins import PluginHost
+from pulseplan.routes import health
+from pulseplan.routes import providers
+from pulseplan.runtime import Runtime
+from pulseplan.settings import Settings
+from pulseplan.web import docs
+from pulseplan.web import errors
+from pulseplan.web import request_id
+
+
+def create_app(settings: Settings | None = None, *, plugins: PluginHost | None = None) -> Quart:
+    """Build a PulsePlan app.
+
+    :param settings: configuration; loaded from the environment and ``.env`` when omitted.
+    :param plugins: a prepared plugin host (tests); discovered from entry points when omitted.
+    :raises ConfigurationError: production settings are unsafe or a provider is unconfigured.
+    :raises PluginError: a plugin failed to load or breaks the contract.
+    """
+    settings = settings or Settings.load()
+    configure_logging(settings)
+    settings.require_valid()
+    host = plugins or PluginHost(settings)
+    if settings.production and host.problems():
+        raise ConfigurationError(host.problems())
+
+    app = Quart("pulseplan", static_folder="static", static_url_path="/static")
+    app.config.update(MAX_CONTENT_LENGTH=64 * 1024, JSON_SORT_KEYS=False)
+    runtime = Runtime(settings=settings, plugins=host)
+    app.extensions["pulseplan"] = runtime
+
+    request_id.init_app(app)
+    errors.init_app(app)
+    docs.init_app(app)
+    app.register_blueprint(health.blueprint)
+    app.register_blueprint(providers.blueprint)
+
+    app.before_serving(runtime.start)
+    app.after_serving(runtime.stop)
+    return app

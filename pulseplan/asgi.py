@@ -1,0 +1,5 @@
+"""ASGI entry point for Hypercorn workers: ``pulseplan.asgi:app``."""
+
+from pulseplan.app import create_app
+
+app = create_app()

@@ -1,0 +1,54 @@
+"""The ``pulseplan`` command line."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from typing import TypeVar
+
+import click
+
+from pulseplan import __version__
+from pulseplan.errors import ConfigurationError
+from pulseplan.errors import PluginError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(func: F) -> F:
+    """Turn configuration and plugin errors into one clear line each and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigurationError as exc:
+            for problem in exc.problems:
+                click.echo(f"error: {problem}", err=True)
+            sys.exit(1)
+        except PluginError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pulseplan")
+def main() -> None:
+    """PulsePlan: OAuth token vault and provider-integration framework."""
+
+
+def _register() -> None:
+    from pulseplan.cli import check
+    from pulseplan.cli import providers
+    from pulseplan.cli import serve
+
+    main.add_command(serve.serve)
+    main.add_command(providers.providers)
+    main.add_command(check.check)
+
+
+_register()

@@ -1,0 +1,63 @@
+"""``pulseplan check``: a configuration doctor. Exit status 1 when anything is wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import click
+
+from pulseplan.app import create_app
+from pulseplan.cli import reports_errors
+from pulseplan.errors import ConfigurationError
+from pulseplan.plugins import PluginHost
+from pulseplan.runtime import Runtime
+from pulseplan.settings import Settings
+
+
+async def _run_checks(runtime: Runtime) -> list[str]:
+    await runtime.start()
+    try:
+        results = await runtime.run_checks(budget=5.0)
+    finally:
+        await runtime.stop()
+    lines = []
+    for name, (check, result, _) in sorted(results.items()):
+        mark = "ok" if result.status == "ok" else result.status
+        lines.append(f"{mark:8} {name}: {result.detail or 'reachable'}")
+        if result.status == "fail" and check.critical:
+            lines.append(f"error: {name} check failed")
+    return lines
+
+
+@click.command()
+@reports_errors
+def check() -> None:
+    """Validate configuration, plugins and dependencies; print every problem."""
+    settings = Settings.load()
+    problems = list(settings.problems())
+    click.echo(f"environment: {settings.pulseplan_env}")
+    if settings.generated_secrets or not settings.production:
+        click.echo("warning: development mode; secrets may come from the generated dev file")
+    try:
+        host = PluginHost(settings)
+    except ConfigurationError as exc:
+        problems.extend(exc.problems)
+        host = None
+    if host is not None:
+        for name in host.providers:
+            info = host.info(name)
+            state = "configured" if info.configured else "NOT configured"
+            click.echo(f"provider {name}: {state}")
+        problems.extend(host.problems())
+    if not problems and host is not None:
+        app = create_app(settings, plugins=host)
+        for line in asyncio.run(_run_checks(app.extensions["pulseplan"])):
+            click.echo(line)
+            if line.startswith("error:"):
+                problems.append(line.removeprefix("error: "))
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("configuration OK")

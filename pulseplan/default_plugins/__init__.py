@@ -1,0 +1,1 @@
+"""Host behaviour written as plugins, registered before any installed plugin."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every route: request ids, JSON errors, API docs."""

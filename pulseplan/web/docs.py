@@ -1,0 +1,53 @@
+"""OpenAPI at ``/api/v1/openapi.json`` with Swagger UI at ``/docs`` and ReDoc at ``/redoc``.
+
+The UI assets are served from the package (``pulseplan/static/docs``), not a CDN: a token vault
+should not load third-party script into pages on its own origin, and offline installs work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Quart
+from quart_schema import Info
+from quart_schema import QuartSchema
+from quart_schema import Tag
+
+from pulseplan import __version__
+
+OPENAPI_PATH = "/api/v1/openapi.json"
+
+TAGS: list[Tag | dict[str, Any]] = [
+    Tag(name="health", description="Liveness, readiness and dependency checks"),
+    Tag(name="providers", description="Installed and enabled OAuth providers"),
+    Tag(name="tokens", description="A user's connections and fresh access tokens"),
+    Tag(name="oauth", description="Connecting a provider account"),
+    Tag(name="agent", description="Token access for AI agents acting for a user"),
+]
+
+SECURITY_SCHEMES = {
+    "user": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"},
+    "agent": {"type": "http", "scheme": "bearer", "bearer_format": "pulseplan agent secret"},
+}
+
+
+def init_app(app: Quart) -> None:
+    app.config.update(
+        QUART_SCHEMA_SWAGGER_JS_URL="/static/docs/swagger-ui-bundle.js",
+        QUART_SCHEMA_SWAGGER_CSS_URL="/static/docs/swagger-ui.css",
+        QUART_SCHEMA_REDOC_JS_URL="/static/docs/redoc.standalone.js",
+    )
+    QuartSchema(
+        app,
+        openapi_path=OPENAPI_PATH,
+        swagger_ui_path="/docs",
+        redoc_ui_path="/redoc",
+        scalar_ui_path=None,
+        info=Info(
+            title="PulsePlan",
+            version=__version__,
+            description="OAuth token vault: connect providers once, get fresh tokens always.",
+        ),
+        tags=TAGS,
+        security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]
+    )
