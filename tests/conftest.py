@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 from quart import Quart
 from quart.typing import TestClientProtocol
 
@@ -98,3 +99,12 @@ def service_unavailable(what: str, error: Exception) -> Any:
     if IN_CI:
         pytest.fail(message + " (CI=true: tests needing it must not be skipped)")
     pytest.skip(message)
+
+
+@pytest.fixture
+def logs() -> Iterator[list[str]]:
+    """Every log line (all levels, formatted with extras) emitted during the test."""
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(str(m) + repr(m.record["extra"])), level=0)
+    yield lines
+    logger.remove(sink)
