@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from quart import Quart
 
+from pulseplan import auth
+from pulseplan import wiring
+from pulseplan.auth.guard import AGENTS_EXTENSION
 from pulseplan.errors import ConfigurationError
 from pulseplan.observability.logs import configure_logging
 from pulseplan.plugins import PluginHost
+from pulseplan.routes import agent
 from pulseplan.routes import health
+from pulseplan.routes import oauth
 from pulseplan.routes import providers
+from pulseplan.routes import tokens
 from pulseplan.runtime import Runtime
 from pulseplan.settings import Settings
 from pulseplan.web import docs
@@ -21,7 +27,8 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
 
     :param settings: configuration; loaded from the environment and ``.env`` when omitted.
     :param plugins: a prepared plugin host (tests); discovered from entry points when omitted.
-    :raises ConfigurationError: production settings are unsafe or a provider is unconfigured.
+    :raises ConfigurationError: unsafe or inconsistent settings, or an unconfigured provider in
+        production.
     :raises PluginError: a plugin failed to load or breaks the contract.
     """
     settings = settings or Settings.load()
@@ -32,15 +39,24 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
         raise ConfigurationError(host.problems())
 
     app = Quart("pulseplan", static_folder="static", static_url_path="/static")
-    app.config.update(MAX_CONTENT_LENGTH=64 * 1024, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
     runtime = Runtime(settings=settings, plugins=host)
+    wiring.build(runtime)
     app.extensions["pulseplan"] = runtime
+    app.extensions[AGENTS_EXTENSION] = runtime.storage  # the storage layer is the AgentStore
 
     request_id.init_app(app)
     errors.init_app(app)
     docs.init_app(app)
-    app.register_blueprint(health.blueprint)
-    app.register_blueprint(providers.blueprint)
+    auth.init_app(app)
+    for blueprint in (
+        health.blueprint,
+        providers.blueprint,
+        tokens.blueprint,
+        oauth.blueprint,
+        agent.blueprint,
+    ):
+        app.register_blueprint(blueprint)
 
     app.before_serving(runtime.start)
     app.after_serving(runtime.stop)

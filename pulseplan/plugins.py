@@ -43,7 +43,7 @@ from pulseplan.standard import StandardOAuth2
 T = TypeVar("T")
 
 #: Host modules registered as plugins before any entry point.
-DEFAULT_PLUGINS = ("pulseplan.default_plugins.standard", "pulseplan.default_plugins.webhooks")
+DEFAULT_PLUGINS = ("pulseplan.default_plugins.standard",)
 
 
 async def maybe_await(value: T | Awaitable[T]) -> T:

@@ -1,5 +1,5 @@
-"""The per-app runtime: settings, plugins, the shared HTTP client and the health checks every
-layer registers. Stored at ``app.extensions["pulseplan"]``; routes reach it through
+"""The per-app runtime: settings, plugins, the storage backend, the token broker and the health
+checks every layer registers. Stored at ``app.extensions["pulseplan"]``; routes reach it through
 :func:`current_runtime`.
 """
 
@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Literal
 
 import httpx
@@ -19,6 +20,15 @@ from quart import current_app
 from pulseplan import __version__
 from pulseplan.plugins import PluginHost
 from pulseplan.settings import Settings
+
+if TYPE_CHECKING:
+    from pulseplan.audit import Auditor
+    from pulseplan.broker.service import TokenBroker
+    from pulseplan.crypto import TokenCipher
+    from pulseplan.events import EventBus
+    from pulseplan.oauth.flows import FlowService
+    from pulseplan.refresher import BackgroundRefresher
+    from pulseplan.storage.base import Storage
 
 Status = Literal["ok", "degraded", "fail"]
 
@@ -53,6 +63,17 @@ class Runtime:
     started_monotonic: float = field(default_factory=time.monotonic)
     checks: dict[str, HealthCheck] = field(default_factory=dict)
     http: httpx.AsyncClient | None = None
+    # Set by create_app once the layers are built.
+    storage: Storage = field(init=False)
+    cipher: TokenCipher = field(init=False)
+    events: EventBus = field(init=False)
+    broker: TokenBroker = field(init=False)
+    flows: FlowService = field(init=False)
+    auditor: Auditor = field(init=False)
+    background: BackgroundRefresher | None = None
+    auto_migrate: bool = True
+    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def add_check(self, name: str, func: CheckFunc, *, critical: bool = True) -> None:
         """Register a dependency check for ``/api/v1/health/*``."""
@@ -72,8 +93,22 @@ class Runtime:
             headers={"User-Agent": f"pulseplan/{self.version}"},
         )
         self.plugins.bind_http(self.http)
+        await self.storage.open()
+        if self.auto_migrate:
+            await self.storage.migrate()
+        for hook in self.on_start:
+            await hook()
+        if self.background is not None:
+            self.background.start()
 
     async def stop(self) -> None:
+        """Stop background work, deliver pending events, close resources (graceful SIGTERM)."""
+        if self.background is not None:
+            await self.background.stop()
+        for hook in reversed(self.on_stop):
+            await hook()
+        await self.events.drain()
+        await self.storage.close()
         if self.http is not None:
             await self.http.aclose()
             self.http = None

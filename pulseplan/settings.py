@@ -27,6 +27,7 @@ from pydantic_settings import NoDecode
 from pydantic_settings import PydanticBaseSettingsSource
 from pydantic_settings import SettingsConfigDict
 
+from pulseplan.crypto.config import key_problems
 from pulseplan.errors import ConfigurationError
 
 CommaList = Annotated[list[str], NoDecode]
@@ -72,12 +73,25 @@ class Settings(BaseSettings):
     pulseplan_data_dir: Path = Path(".pulseplan")
     # Secrets
     token_encryption_key: SecretStr | None = None
+    # Token key ring (pulseplan.crypto; docs/keys.md): v1:<key>,v2:<key> replaces the key above.
+    token_encryption_keys: SecretStr | None = None
+    token_encryption_primary: str | None = None
+    # Seed backends' keys, read-only (validated by pulseplan.crypto.keyring for clear messages).
+    token_encryption_seed_key: SecretStr | None = None
+    token_encryption_seed_encoding: str | None = None
+    token_encryption_seed_versions: str = "1"
+    token_encryption_node_key: SecretStr | None = None
     secret_key: SecretStr | None = None
     # Supabase
     supabase_url: str | None = None
     supabase_service_key: SecretStr | None = None
     supabase_jwt_secret: SecretStr | None = None
     supabase_jwt_audience: str = "authenticated"
+    # Caller authentication (pulseplan.auth). Supabase asks JWKS clients not to cache > 10 min.
+    supabase_jwks_ttl: float = Field(default=600.0, gt=0, le=600)
+    supabase_jwks_min_refetch: float = Field(default=60.0, ge=1, le=600)
+    jwt_leeway: float = Field(default=30.0, ge=0, le=120)
+    supabase_allow_anonymous: bool = False
     # HTTP surface
     public_base_url: str = "http://localhost:8000"
     allowed_return_urls: CommaList = Field(default_factory=list)
@@ -86,6 +100,22 @@ class Settings(BaseSettings):
     pulseplan_providers: CommaList | None = None
     pulseplan_disabled_providers: CommaList = Field(default_factory=list)
     provider_http_timeout: float = Field(default=10.0, gt=0, le=60)
+    # Token broker and background refresh
+    refresh_skew_seconds: float = Field(default=300.0, ge=0, le=3600)
+    refresh_lock_ttl: float = Field(default=30.0, gt=0, le=600)
+    refresh_lock_wait: float = Field(default=20.0, gt=0, le=600)
+    refresh_interval: float = Field(default=30.0, gt=0, le=3600)
+    refresh_batch_size: int = Field(default=50, ge=1, le=1000)
+    refresh_concurrency: int = Field(default=8, ge=1, le=256)
+    refresh_backoff_base: float = Field(default=30.0, gt=0, le=3600)
+    refresh_backoff_max: float = Field(default=3600.0, gt=0, le=86400)
+    background_refresh: bool = True
+    # OAuth flows
+    oauth_flow_ttl: float = Field(default=600.0, ge=60, le=3600)
+    oauth_require_confirmation: bool = False
+    # Connection events
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
     # Observability
     sentry_dsn: SecretStr | None = None
 
@@ -181,12 +211,20 @@ class Settings(BaseSettings):
     def problems(self) -> list[str]:
         """One line per setting that makes this configuration unfit for its environment."""
         problems: list[str] = []
+        # A refresh must finish inside its lock lease (token endpoint + identity call + margin),
+        # or a second worker could take the lock and refresh a rotating token twice.
+        if self.refresh_lock_ttl < 2 * self.provider_http_timeout + 5:
+            problems.append(
+                "REFRESH_LOCK_TTL must be at least 2 x PROVIDER_HTTP_TIMEOUT + 5 seconds "
+                f"({self.refresh_lock_ttl:g} < {2 * self.provider_http_timeout + 5:g})"
+            )
+        if self.webhook_url and not self.secret("webhook_secret"):
+            problems.append("WEBHOOK_URL is set but WEBHOOK_SECRET is not: webhooks must be signed")
         if not self.production:
             return problems
-        for name in ("token_encryption_key", "secret_key"):
-            reason = weakness(self.secret(name))
-            if reason:
-                problems.append(f"{name.upper()} {reason}")
+        problems.extend(key_problems(self))
+        if reason := weakness(self.secret("secret_key")):
+            problems.append(f"SECRET_KEY {reason}")
         jwt_secret = self.secret("supabase_jwt_secret")
         if not jwt_secret and not self.supabase_url:
             problems.append(

@@ -253,3 +253,26 @@ class StorageContract:
         older = await storage.list_audit("u1", before=now)
         assert len(older) == 1
         assert len(await storage.list_audit("u1", limit=1)) == 1
+
+    async def test_agents_store_only_hashes_and_names_are_unique_while_active(
+        self, storage: Storage
+    ) -> None:
+        from pulseplan.auth.agents import DuplicateAgent
+
+        first = await storage.create_agent("planner", "hash-1", ["google"])
+        assert first.providers == ("google",)
+        assert first.revoked_at is None
+        with pytest.raises(DuplicateAgent):
+            await storage.create_agent("planner", "hash-2", None)
+        found = await storage.get_agent_by_hash("hash-1")
+        assert found is not None
+        assert found.id == first.id
+        assert await storage.get_agent_by_hash("hash-x") is None
+        assert await storage.revoke_agent("planner")
+        assert not await storage.revoke_agent("planner")
+        revoked = await storage.get_agent_by_hash("hash-1")
+        assert revoked is not None
+        assert revoked.revoked_at is not None
+        again = await storage.create_agent("planner", "hash-2", None)
+        assert again.providers is None
+        assert [a.name for a in await storage.list_agents()] == ["planner", "planner"]

@@ -42,13 +42,23 @@ def main() -> None:
 
 
 def _register() -> None:
+    from pulseplan.cli import agents
     from pulseplan.cli import check
+    from pulseplan.cli import keys
+    from pulseplan.cli import ops
     from pulseplan.cli import providers
+    from pulseplan.cli import rotate
     from pulseplan.cli import serve
 
     main.add_command(serve.serve)
     main.add_command(providers.providers)
     main.add_command(check.check)
+    main.add_command(ops.migrate)
+    main.add_command(ops.refresh)
+    main.add_command(agents.agents)
+    keys.keys.add_command(rotate.rotate)
+    keys.keys.add_command(rotate.import_legacy)
+    main.add_command(keys.keys)
 
 
 _register()

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pulseplan.auth.agents import AgentRecord
 from pulseplan.storage.models import AuditRecord
 from pulseplan.storage.models import Connection
 from pulseplan.storage.models import NewConnection
@@ -142,6 +143,27 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def release_lock(self, name: str, owner: str) -> bool:
         """Release ``owner``'s lease; ``False`` (and nothing changed) for anyone else."""
+
+    # ------------------------------------------------------------------ agents
+    # (the :class:`pulseplan.auth.agents.AgentStore` protocol)
+
+    @abc.abstractmethod
+    async def create_agent(
+        self, name: str, secret_hash: str, providers: list[str] | None
+    ) -> AgentRecord:
+        """Store a new agent; raise ``DuplicateAgent`` when an active one has ``name``."""
+
+    @abc.abstractmethod
+    async def get_agent_by_hash(self, secret_hash: str) -> AgentRecord | None:
+        """The agent with this secret hash (revoked or not), or ``None``."""
+
+    @abc.abstractmethod
+    async def list_agents(self) -> list[AgentRecord]:
+        """Every agent, revoked ones included, oldest first."""
+
+    @abc.abstractmethod
+    async def revoke_agent(self, name: str) -> bool:
+        """Revoke the active agent named ``name``; ``False`` when there is none."""
 
     # ------------------------------------------------------------------ audit
 

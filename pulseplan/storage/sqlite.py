@@ -19,6 +19,8 @@ from typing import Any
 
 import aiosqlite
 
+from pulseplan.auth.agents import AgentRecord
+from pulseplan.auth.agents import DuplicateAgent
 from pulseplan.storage import migrations
 from pulseplan.storage.base import Storage
 from pulseplan.storage.base import StorageError
@@ -143,12 +145,12 @@ class SQLiteStorage(Storage):
         data["metadata"] = json.loads(data["metadata"])
         return Connection(**data)
 
-    async def _one(self, sql: str, params: Sequence[Any]) -> Connection | None:
+    async def _one(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> Connection | None:
         async with self.db.execute(sql, params) as cursor:
             row = await cursor.fetchone()
         return None if row is None else self._connection(row)
 
-    async def _many(self, sql: str, params: Sequence[Any]) -> list[Connection]:
+    async def _many(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Connection]:
         async with self.db.execute(sql, params) as cursor:
             return [self._connection(row) for row in await cursor.fetchall()]
 
@@ -338,6 +340,62 @@ class SQLiteStorage(Storage):
         async with self.db.execute(
             "DELETE FROM pulseplan_locks WHERE name = ? AND owner = ? RETURNING name",
             (name, owner),
+        ) as cursor:
+            return await cursor.fetchone() is not None
+
+    # ------------------------------------------------------------------ agents
+
+    @staticmethod
+    def _agent(row: aiosqlite.Row) -> AgentRecord:
+        providers = row["providers"]
+        return AgentRecord(
+            id=row["id"],
+            name=row["name"],
+            secret_hash=row["secret_hash"],
+            providers=None if providers is None else tuple(json.loads(providers)),
+            created_at=parse_ts(row["created_at"]),  # type: ignore[arg-type]
+            revoked_at=parse_ts(row["revoked_at"]),
+        )
+
+    async def create_agent(
+        self, name: str, secret_hash: str, providers: list[str] | None
+    ) -> AgentRecord:
+        try:
+            async with self.db.execute(
+                "INSERT INTO pulseplan_agents (id, name, secret_hash, providers, created_at) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING *",
+                (
+                    str(uuid.uuid4()),
+                    name,
+                    secret_hash,
+                    None if providers is None else json.dumps(providers),
+                    ts(utcnow()),
+                ),
+            ) as cursor:
+                row = await cursor.fetchone()
+        except aiosqlite.IntegrityError:
+            raise DuplicateAgent(f"an active agent named {name!r} already exists") from None
+        assert row is not None
+        return self._agent(row)
+
+    async def get_agent_by_hash(self, secret_hash: str) -> AgentRecord | None:
+        async with self.db.execute(
+            "SELECT * FROM pulseplan_agents WHERE secret_hash = ?", (secret_hash,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else self._agent(row)
+
+    async def list_agents(self) -> list[AgentRecord]:
+        async with self.db.execute(
+            "SELECT * FROM pulseplan_agents ORDER BY created_at, id"
+        ) as cursor:
+            return [self._agent(row) for row in await cursor.fetchall()]
+
+    async def revoke_agent(self, name: str) -> bool:
+        async with self.db.execute(
+            "UPDATE pulseplan_agents SET revoked_at = ? "
+            "WHERE name = ? AND revoked_at IS NULL RETURNING id",
+            (ts(utcnow()), name),
         ) as cursor:
             return await cursor.fetchone() is not None
 

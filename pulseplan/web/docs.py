@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from quart import Quart
 from quart_schema import Info
+from quart_schema import OpenAPIProvider
 from quart_schema import QuartSchema
 from quart_schema import Tag
 
@@ -31,6 +33,38 @@ SECURITY_SCHEMES = {
 }
 
 
+class ErrorBody(BaseModel):
+    """Every error response, whatever the status."""
+
+    detail: str
+    code: str
+    request_id: str | None
+
+
+class PulsePlanOpenAPI(OpenAPIProvider):
+    """Adds the JSON error body as the ``default`` response of every operation, so clients (and
+    schemathesis) know that any status outside the documented ones carries ``ErrorBody``."""
+
+    def schema(self) -> dict[str, Any]:
+        schema = super().schema()
+        error = ErrorBody.model_json_schema()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if not isinstance(operation, dict):
+                    continue
+                # Status keys are strings in OpenAPI; quart-schema leaves ints in place.
+                responses = {str(k): v for k, v in operation.get("responses", {}).items()}
+                operation["responses"] = responses
+                responses.setdefault(
+                    "default",
+                    {
+                        "description": "Error",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                )
+        return schema
+
+
 def init_app(app: Quart) -> None:
     app.config.update(
         QUART_SCHEMA_SWAGGER_JS_URL="/static/docs/swagger-ui-bundle.js",
@@ -50,4 +84,6 @@ def init_app(app: Quart) -> None:
         ),
         tags=TAGS,
         security_schemes=SECURITY_SCHEMES,  # type: ignore[arg-type]
+        openapi_provider_class=PulsePlanOpenAPI,
     )
+    app.json.sort_keys = False  # type: ignore[attr-defined]

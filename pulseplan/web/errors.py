@@ -20,6 +20,7 @@ from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from pulseplan.errors import ApiError
+from pulseplan.storage.base import StorageError
 from pulseplan.web.request_id import request_id
 
 
@@ -79,6 +80,16 @@ def init_app(app: Quart) -> None:
         if status == 404:
             description = "no such endpoint"
         return error_response(status, description, _snake(exc.name), headers=headers)
+
+    @app.errorhandler(StorageError)
+    async def _storage(exc: StorageError) -> Response:
+        logger.error("storage unavailable: {}", exc)
+        return error_response(
+            503,
+            "storage is unavailable; retry shortly",
+            "storage_unavailable",
+            headers={"Retry-After": "2"},
+        )
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception) -> Response:

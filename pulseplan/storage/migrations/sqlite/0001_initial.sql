@@ -57,9 +57,13 @@ CREATE INDEX IF NOT EXISTS pulseplan_audit_user ON pulseplan_audit (user_id, occ
 
 CREATE TABLE IF NOT EXISTS pulseplan_agents (
     id          TEXT PRIMARY KEY,
-    name        TEXT NOT NULL UNIQUE,
-    secret_hash TEXT NOT NULL UNIQUE,
-    providers   TEXT,                         -- JSON list, or NULL for every provider
+    name        TEXT NOT NULL,
+    secret_hash TEXT NOT NULL UNIQUE,             -- HMAC of the secret; the secret is never kept
+    providers   TEXT,                             -- JSON list, or NULL for every provider
     created_at  TEXT NOT NULL,
     revoked_at  TEXT
 );
+
+-- A revoked agent's name may be reused; two active agents may not share one.
+CREATE UNIQUE INDEX IF NOT EXISTS pulseplan_agents_active_name
+    ON pulseplan_agents (name) WHERE revoked_at IS NULL;

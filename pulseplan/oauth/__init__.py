@@ -1,0 +1,1 @@
+"""Connecting a provider account: the authorization-code flow with state and PKCE."""

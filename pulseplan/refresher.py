@@ -1,0 +1,112 @@
+"""Background refresh: every worker sweeps for connections about to expire and refreshes them
+before anyone asks, so the on-demand path rarely has to wait for a provider.
+
+Work is split by *claims* in the storage layer (a lease per row), so several workers never pick
+the same connection; the refresh lock and the version fence still guard each refresh. A
+connection whose refreshes keep failing is pushed back by ``next_refresh_at`` (exponential
+backoff with jitter) and so never holds up the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+
+from loguru import logger
+
+from pulseplan.broker.refresh import RefreshCoordinator
+from pulseplan.broker.results import TokenProblem
+from pulseplan.settings import Settings
+from pulseplan.storage.base import Storage
+from pulseplan.storage.base import StorageError
+from pulseplan.storage.models import Connection
+from pulseplan.storage.models import utcnow
+
+MAX_BATCHES_PER_SWEEP = 100
+
+
+@dataclass
+class SweepResult:
+    claimed: int = 0
+    refreshed: int = 0
+    failed: int = 0
+
+
+class BackgroundRefresher:
+    """Sweeps due connections in bounded batches with bounded concurrency."""
+
+    def __init__(self, *, storage: Storage, coordinator: RefreshCoordinator, settings: Settings):
+        self.storage = storage
+        self.coordinator = coordinator
+        self.settings = settings
+        self.owner = f"sweeper-{uuid.uuid4().hex[:12]}"
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    async def sweep(self, now: datetime | None = None) -> SweepResult:
+        """Refresh everything due now; returns counts. Used by ``pulseplan refresh`` too."""
+        result = SweepResult()
+        semaphore = asyncio.Semaphore(self.settings.refresh_concurrency)
+        skew = timedelta(seconds=self.settings.refresh_skew_seconds)
+
+        async def one(row: Connection) -> None:
+            async with semaphore:
+                try:
+                    fresh = await self.coordinator.refresh(row)
+                    result.refreshed += fresh.refreshed
+                except TokenProblem:
+                    result.failed += 1
+                except Exception as exc:  # one bad row never stops the sweep
+                    result.failed += 1
+                    logger.error("refresh of {} failed: {}", row.id, type(exc).__name__)
+                finally:
+                    await self.storage.release_claim(row.id, self.owner)
+
+        for _ in range(MAX_BATCHES_PER_SWEEP):
+            at = now or utcnow()
+            batch = await self.storage.claim_due_connections(
+                now=at,
+                horizon=at + skew,
+                limit=self.settings.refresh_batch_size,
+                owner=self.owner,
+                lease_seconds=self.settings.refresh_lock_ttl * 2,
+            )
+            result.claimed += len(batch)
+            await asyncio.gather(*(one(row) for row in batch))
+            if len(batch) < self.settings.refresh_batch_size:
+                break
+        return result
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = await self.sweep()
+                if result.claimed:
+                    logger.info(
+                        "refresh sweep: {} due, {} refreshed, {} failed",
+                        result.claimed,
+                        result.refreshed,
+                        result.failed,
+                    )
+            except StorageError as exc:
+                logger.warning("refresh sweep skipped: storage unavailable ({})", exc)
+            except Exception as exc:
+                logger.error("refresh sweep failed: {}", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.refresh_interval)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stop.clear()
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stop after the current sweep; in-flight refreshes finish (their lock and claims end)."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+            self._task = None

@@ -1,0 +1,71 @@
+"""Helpers shared by the token, OAuth and agent routes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from quart import Response
+from quart import jsonify
+
+from pulseplan.broker.results import FreshToken
+from pulseplan.broker.results import TokenProblem
+from pulseplan.errors import BadRequest
+from pulseplan.errors import NotFound
+from pulseplan.runtime import current_runtime
+
+PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def known_provider(provider: str) -> str:
+    """The provider name if it is enabled here; 404 listing the enabled ones otherwise."""
+    enabled = current_runtime().plugins.providers
+    if not PROVIDER_NAME.match(provider) or provider not in enabled:
+        shown = provider if PROVIDER_NAME.match(provider) else "(invalid name)"
+        raise NotFound(
+            f"unknown provider {shown}", code="unknown_provider", extra={"providers": enabled}
+        )
+    return provider
+
+
+def title(provider: str) -> str:
+    """Display name used in the seed's messages ("Google connection stored successfully")."""
+    return current_runtime().plugins.spec(provider).display_name
+
+
+def canonical_uuid(value: str, what: str = "user_id") -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise BadRequest(f"{what} must be a UUID", code="invalid_user_id") from None
+
+
+def no_store(payload: Any, status: int = 200) -> Response:
+    """JSON that carries a token: never cached by browsers or proxies."""
+    response = jsonify(payload)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def tokens_body(
+    user_id: str, providers: list[str], results: dict[str, FreshToken | TokenProblem]
+) -> dict[str, Any]:
+    """The seed's ``UserTokens`` shape plus an ``errors`` object for per-provider failures.
+
+    A provider that is simply not connected is ``null`` without an error, as in the seed.
+    """
+    body: dict[str, Any] = {"user_id": user_id}
+    errors: dict[str, Any] = {}
+    for provider in providers:
+        result = results.get(provider)
+        if isinstance(result, FreshToken):
+            body[provider] = result.as_json()
+            continue
+        body[provider] = None
+        if isinstance(result, TokenProblem) and result.code != "not_connected":
+            errors[provider] = result.as_json()
+    body["errors"] = errors
+    return body
