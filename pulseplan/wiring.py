@@ -48,7 +48,12 @@ def build(runtime: Runtime) -> None:
     runtime.broker = broker
     runtime.auditor = Auditor(storage)
     runtime.flows = FlowService(
-        storage=storage, cipher=cipher, plugins=runtime.plugins, broker=broker, settings=settings
+        storage=storage,
+        flow_store=storage,
+        cipher=cipher,
+        plugins=runtime.plugins,
+        broker=broker,
+        settings=settings,
     )
     # The embedded default migrates itself; shared databases are migrated by `pulseplan migrate`.
     runtime.auto_migrate = isinstance(storage, SQLiteStorage)

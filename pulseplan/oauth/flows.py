@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+from typing import Protocol
 
 from authlib.common.security import generate_token
 from loguru import logger
@@ -43,6 +44,14 @@ from pulseplan.storage.models import utcnow
 
 SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,256}$")  # RFC 6749 §3.3 scope-token
 MAX_SCOPES = 50
+
+
+class FlowStore(Protocol):
+    """Pending-flow storage with an atomic single-use take (the storage layer or Redis)."""
+
+    async def put_flow(self, key: str, payload: str, expires_at: datetime) -> None: ...
+
+    async def take_flow(self, key: str, now: datetime) -> str | None: ...
 
 
 def flow_key(kind: str, value: str) -> str:
@@ -79,12 +88,14 @@ class FlowService:
         self,
         *,
         storage: Storage,
+        flow_store: FlowStore,
         cipher: Cipher,
         plugins: PluginHost,
         broker: TokenBroker,
         settings: Settings,
     ):
         self.storage = storage
+        self.flow_store = flow_store
         self.cipher = cipher
         self.plugins = plugins
         self.broker = broker
@@ -139,7 +150,7 @@ class FlowService:
                 verifier, user_id=user_id, provider=provider, field="pkce_verifier"
             ),
         }
-        await self.storage.put_flow(flow_key("state", state), json.dumps(payload), expires_at)
+        await self.flow_store.put_flow(flow_key("state", state), json.dumps(payload), expires_at)
         url = await self.plugins.authorization_url(
             provider,
             state=state,
@@ -161,7 +172,7 @@ class FlowService:
         state = params.get("state")
         if not state or len(state) > 512:
             raise BadRequest("missing state parameter", code="invalid_state")
-        raw = await self.storage.take_flow(flow_key("state", state), utcnow())
+        raw = await self.flow_store.take_flow(flow_key("state", state), utcnow())
         if raw is None:
             raise BadRequest("unknown, used or expired state", code="invalid_state")
         flow: dict[str, Any] = json.loads(raw)
@@ -199,7 +210,7 @@ class FlowService:
             parked = self.cipher.encrypt(
                 json.dumps(_dump(tokens)), user_id=user_id, provider=provider, field="pending_grant"
             )
-            await self.storage.put_flow(
+            await self.flow_store.put_flow(
                 flow_key("confirm", flow_id),
                 json.dumps({"user_id": user_id, "provider": provider, "grant": parked}),
                 utcnow() + self.ttl,
@@ -210,7 +221,7 @@ class FlowService:
 
     async def confirm(self, user_id: str, provider: str, flow_id: str) -> Connection:
         """Store a parked grant, if and only if ``user_id`` started its flow."""
-        raw = await self.storage.take_flow(flow_key("confirm", flow_id), utcnow())
+        raw = await self.flow_store.take_flow(flow_key("confirm", flow_id), utcnow())
         if raw is None:
             raise NotFound("no pending flow with that id", code="flow_not_found")
         parked = json.loads(raw)
