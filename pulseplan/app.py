@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Quart
 
 from pulseplan import auth
+from pulseplan import observability
 from pulseplan import wiring
 from pulseplan.auth.guard import AGENTS_EXTENSION
 from pulseplan.errors import ConfigurationError
@@ -19,7 +20,9 @@ from pulseplan.runtime import Runtime
 from pulseplan.settings import Settings
 from pulseplan.web import docs
 from pulseplan.web import errors
+from pulseplan.web import ratelimit
 from pulseplan.web import request_id
+from pulseplan.web import security
 
 
 def create_app(settings: Settings | None = None, *, plugins: PluginHost | None = None) -> Quart:
@@ -46,9 +49,12 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     app.extensions[AGENTS_EXTENSION] = runtime.storage  # the storage layer is the AgentStore
 
     request_id.init_app(app)
+    observability.init_app(app)  # access log, metrics, Sentry: the request timer goes first
     errors.init_app(app)
     docs.init_app(app)
     auth.init_app(app)
+    security.init_app(app)  # before ratelimit: CORS preflights and size checks come first
+    ratelimit.init_app(app)
     for blueprint in (
         health.blueprint,
         providers.blueprint,

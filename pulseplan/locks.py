@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from pulseplan.observability import metrics
 from pulseplan.storage.base import Storage
 from pulseplan.storage.models import utcnow
 
@@ -75,16 +76,21 @@ async def lease(
     :raises LockTimeout: still busy after ``wait`` seconds.
     """
     owner = uuid.uuid4().hex
-    deadline = time.monotonic() + wait
+    started = time.monotonic()
+    deadline = started + wait
     delay = 0.02
+    kind = name.partition(":")[0]  # observability: the lock's kind, never its id-bearing name
     while not await locks.acquire(name, owner, ttl):
         if on_busy is not None and await on_busy():
+            metrics.lock_wait(time.monotonic() - started, lock=kind, outcome="skipped")
             yield None
             return
         if time.monotonic() >= deadline:
+            metrics.lock_wait(time.monotonic() - started, lock=kind, outcome="timeout")
             raise LockTimeout(name)
         await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter, not crypto
         delay = min(delay * 2, 0.5)
+    metrics.lock_wait(time.monotonic() - started, lock=kind, outcome="acquired")
     try:
         yield owner
     finally:

@@ -76,6 +76,8 @@ class ProviderSpec:
     supports_revoke: bool = True
     supports_validate: bool = True
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
+    #: Headers sent on every token, revocation and identity request (Notion-Version).
+    request_headers: Mapping[str, str] = field(default_factory=dict)
     settings: tuple[SettingSpec, ...] = ()
     docs_url: str | None = None
 

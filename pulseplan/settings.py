@@ -31,6 +31,9 @@ from pulseplan.crypto.config import key_problems
 from pulseplan.errors import ConfigurationError
 
 CommaList = Annotated[list[str], NoDecode]
+#: A rate limit as ``count/seconds`` (pulseplan.web.ratelimit), e.g. ``120/60``.
+RateSpec = Annotated[str, Field(pattern=r"^[1-9][0-9]{0,6}/[1-9][0-9]{0,6}$")]
+FailureMode = Literal["open", "closed"]
 
 #: Values copied from tutorials and the seed's examples; refused in production.
 PLACEHOLDER_SECRETS = frozenset(
@@ -70,6 +73,13 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("sqlite:///.pulseplan/pulseplan.db")
     connections_table: str = Field(default="calendar_connections", pattern=r"^[a-z_][a-z0-9_]*$")
     redis_url: SecretStr | None = None
+    # Redis layer (pulseplan.cache; .env.example.redis): used only when REDIS_URL is set.
+    redis_key_prefix: str = Field(default="pulseplan:", pattern=r"^pulseplan:([A-Za-z0-9_.-]+:)*$")
+    redis_cache_ttl: float = Field(default=300.0, ge=1, le=3600)
+    redis_socket_timeout: float = Field(default=1.0, gt=0, le=30)
+    redis_connect_timeout: float = Field(default=1.0, gt=0, le=30)
+    redis_max_connections: int = Field(default=50, ge=1, le=10000)
+    redis_retry_interval: float = Field(default=2.0, ge=0, le=300)
     pulseplan_data_dir: Path = Path(".pulseplan")
     # Secrets
     token_encryption_key: SecretStr | None = None
@@ -96,6 +106,26 @@ class Settings(BaseSettings):
     public_base_url: str = "http://localhost:8000"
     allowed_return_urls: CommaList = Field(default_factory=list)
     enable_rate_limiting: bool | None = None
+    # Rate limits per route group, security headers, CORS, request sizes (.env.example.edge)
+    rate_limit_tokens: RateSpec = "120/60"
+    rate_limit_agent: RateSpec = "600/60"
+    rate_limit_oauth_start: RateSpec = "20/60"
+    rate_limit_oauth_callback: RateSpec = "60/60"
+    rate_limit_auth_failures: RateSpec = "60/300"
+    rate_limit_default: RateSpec = "300/60"
+    rate_limit_failure_mode: FailureMode | None = None
+    rate_limit_failure_mode_tokens: FailureMode | None = None
+    rate_limit_failure_mode_agent: FailureMode | None = None
+    rate_limit_failure_mode_oauth_start: FailureMode | None = None
+    rate_limit_failure_mode_oauth_callback: FailureMode | None = None
+    rate_limit_failure_mode_auth_failures: FailureMode | None = None
+    rate_limit_failure_mode_default: FailureMode | None = None
+    trusted_proxies: CommaList = Field(default_factory=list)
+    cors_allowed_origins: CommaList = Field(default_factory=list)
+    cors_max_age: int = Field(default=600, ge=0, le=86400)
+    hsts_seconds: int | None = Field(default=None, ge=0, le=63072000)
+    max_query_string_bytes: int = Field(default=8192, ge=256, le=65536)
+    max_header_bytes: int = Field(default=16384, ge=1024, le=262144)
     # Plugins
     pulseplan_providers: CommaList | None = None
     pulseplan_disabled_providers: CommaList = Field(default_factory=list)
@@ -116,8 +146,22 @@ class Settings(BaseSettings):
     # Connection events
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
-    # Observability
+    # Observability (pulseplan.observability; .env.example.observability). Unset choices
+    # default by environment: JSON to stdout with hashed user ids in production.
+    log_level: str = Field(
+        default="INFO", pattern=r"(?i)^(trace|debug|info|success|warning|error|critical)$"
+    )
+    log_format: Literal["json", "text"] | None = None
+    log_stream: Literal["stdout", "stderr"] | None = None
+    log_user_ids: Literal["plain", "hash", "off"] | None = None
     sentry_dsn: SecretStr | None = None
+    sentry_environment: str | None = None
+    sentry_release: str | None = None
+    sentry_sample_rate: float = Field(default=1.0, ge=0, le=1)
+    sentry_traces_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    metrics_connections_ttl: float = Field(default=15.0, ge=0, le=3600)
 
     _environ: Mapping[str, str] = PrivateAttr(default_factory=dict)
     _generated: tuple[str, ...] = PrivateAttr(default=())
@@ -135,7 +179,12 @@ class Settings(BaseSettings):
         return (init_settings,)
 
     @field_validator(
-        "allowed_return_urls", "pulseplan_providers", "pulseplan_disabled_providers", mode="before"
+        "allowed_return_urls",
+        "pulseplan_providers",
+        "pulseplan_disabled_providers",
+        "trusted_proxies",
+        "cors_allowed_origins",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

@@ -11,21 +11,25 @@ because Authlib's own client loses the HTTP status and accepts error bodies that
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs
+from urllib.parse import quote_plus
 from urllib.parse import urlsplit
 
 import httpx
 import jwt
 from authlib.common.urls import add_params_to_qs
+from authlib.common.urls import url_decode
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from loguru import logger
 
 from pulseplan.errors import ProviderError
 from pulseplan.errors import ProviderMisconfigured
@@ -100,7 +104,9 @@ def parse_error_body(response: httpx.Response) -> tuple[str | None, str | None]:
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return None, None
+        # Plain-text errors (Canvas's 403 "Rate Limit Exceeded") still say something useful.
+        text = response.text.strip()[:200]
+        return None, text or None
     if not isinstance(body, dict):
         return None, None
     error = body.get("error") or body.get("code")
@@ -188,35 +194,43 @@ class StandardOAuth2:
 
     # ------------------------------------------------------------------ token endpoint
 
+    def basic_auth(self) -> str:
+        """``Authorization: Basic`` value with RFC 6749 §2.3.1 form-encoding of the credentials
+        (Authlib's encoder skips it, which breaks secrets with reserved or non-Latin-1 characters).
+        """
+        pair = f"{quote_plus(self.settings.client_id or '')}:"
+        pair += quote_plus(self.settings.client_secret or "")
+        return "Basic " + base64.b64encode(pair.encode()).decode()
+
+    def client_request(self, url: str, fields: dict[str, str]) -> httpx.Request:
+        """A POST to a client-authenticated endpoint (token, revocation) in the provider's body
+        format and client-authentication method, with the provider's extra headers."""
+        headers = {"Accept": "application/json", **self.spec.request_headers}
+        if self.spec.token_request_format == "json":
+            # JSON providers (Notion) authenticate with Basic; Authlib only speaks form bodies.
+            headers["Authorization"] = self.basic_auth()
+            return self.http.build_request("POST", url, headers=headers, json=fields)
+        body = add_params_to_qs("", list(fields.items()))
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if self.spec.client_auth == "client_secret_basic":
+            headers["Authorization"] = self.basic_auth()
+        else:
+            auth = ClientAuth(
+                self.settings.client_id, self.settings.client_secret, self.spec.client_auth
+            )
+            _, headers, body = auth.prepare("POST", url, headers, body)
+        return self.http.build_request("POST", url, headers=headers, content=body)
+
     async def token_request(self, grant_type: str, **params: str | None) -> dict[str, Any]:
         """POST to the token endpoint with the provider's client auth and body format.
 
         :return: the decoded JSON object of a successful response.
         :raises ProviderError: classified failure.
         """
-        headers = {"Accept": "application/json"}
-        fields = {k: v for k, v in params.items() if v}
-        auth = ClientAuth(
-            self.settings.client_id, self.settings.client_secret, self.spec.client_auth
+        fields = dict(
+            url_decode(prepare_token_request(grant_type, **{k: v for k, v in params.items() if v}))
         )
-        if self.spec.token_request_format == "json":
-            # Authlib only speaks form bodies; JSON providers (Notion) authenticate with Basic.
-            _, headers, _ = ClientAuth(
-                self.settings.client_id, self.settings.client_secret, "client_secret_basic"
-            ).prepare("POST", self.settings.token_url, headers, "")
-            request = self.http.build_request(
-                "POST",
-                self.settings.token_url,
-                headers=headers,
-                json={"grant_type": grant_type, **fields},
-            )
-        else:
-            body = prepare_token_request(grant_type, **fields)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            _, headers, body = auth.prepare("POST", self.settings.token_url, headers, body)
-            request = self.http.build_request(
-                "POST", self.settings.token_url, headers=headers, content=body
-            )
+        request = self.client_request(self.settings.token_url, fields)
         response = await self.send(request, operation="token request")
         return self.token_response(response, operation=f"{grant_type} grant")
 
@@ -243,7 +257,8 @@ class StandardOAuth2:
     async def send(self, request: httpx.Request, *, operation: str) -> httpx.Response:
         """Send a request; network failures and timeouts become :class:`ProviderUnavailable`."""
         try:
-            return await self.http.send(request)
+            # Never follow: a token endpoint answering 3xx is an error (old Canvas), not a hop.
+            return await self.http.send(request, follow_redirects=False)
         except httpx.TimeoutException:
             raise ProviderUnavailable(
                 f"{operation} timed out", provider=self.spec.name, error="timeout"
@@ -306,7 +321,14 @@ class StandardOAuth2:
         )
         tokens = self.token_set(data, requested=requested)
         if tokens.email is None and self.settings.userinfo_url:
-            info = await self.userinfo(tokens.access_token)
+            # The code is spent: a failed identity lookup must not throw the new grant away.
+            try:
+                info = await self.userinfo(tokens.access_token)
+            except ProviderError as exc:
+                logger.warning(
+                    "{} identity lookup failed ({}); email unknown", self.spec.name, exc.error
+                )
+                info = {}
             email = info.get("email") or info.get("mail") or info.get("userPrincipalName")
             tokens.email = email if isinstance(email, str) else None
         return tokens
@@ -326,7 +348,11 @@ class StandardOAuth2:
         request = self.http.build_request(
             "GET",
             self.settings.userinfo_url,
-            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            headers={
+                "Authorization": f"Bearer {access_token}",
+                "Accept": "application/json",
+                **self.spec.request_headers,
+            },
         )
         response = await self.send(request, operation="userinfo")
         if not response.is_success:
@@ -338,14 +364,18 @@ class StandardOAuth2:
         return data if isinstance(data, dict) else {}
 
     async def validate(self, *, access_token: str) -> Validation:
-        """Validate by calling the userinfo endpoint: 2xx valid, 401/403 invalid."""
+        """Validate by calling the userinfo endpoint: 2xx valid, 401 invalid.
+
+        A 403 is not proof of a dead token (missing scope, or Canvas's throttling), so it is
+        raised as the classified error for the caller to report.
+        """
         try:
             info = await self.userinfo(access_token)
         except ProviderUnavailable:
             raise
         except ProviderError as exc:
-            if exc.status in (401, 403):
-                return Validation(valid=False, detail=f"provider answered HTTP {exc.status}")
+            if exc.status == 401:
+                return Validation(valid=False, detail="provider answered HTTP 401")
             raise
         email = info.get("email") or info.get("mail")
         return Validation(valid=True, email=email if isinstance(email, str) else None)
@@ -363,18 +393,10 @@ class StandardOAuth2:
         )
         if not token:
             return Revocation(revoked=False, detail="no token to revoke")
-        body = add_params_to_qs("", [("token", token), ("token_type_hint", hint)])
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Accept": "application/json",
-        }
-        auth = ClientAuth(
-            self.settings.client_id, self.settings.client_secret, self.spec.client_auth
-        )
-        _, headers, body = auth.prepare("POST", self.settings.revoke_url, headers, body)
-        request = self.http.build_request(
-            "POST", self.settings.revoke_url, headers=headers, content=body
-        )
+        fields = {"token": token}
+        if self.spec.token_request_format == "form":
+            fields["token_type_hint"] = hint
+        request = self.client_request(self.settings.revoke_url, fields)
         response = await self.send(request, operation="revocation")
         if response.is_success:
             return Revocation(revoked=True)

@@ -10,8 +10,10 @@ from pulseplan.broker.tokens import TokenCodec
 from pulseplan.crypto import TokenCipher
 from pulseplan.default_plugins.webhooks import WebhookNotifier
 from pulseplan.events import EventBus
+from pulseplan.locks import LockManager
 from pulseplan.locks import StorageLocks
 from pulseplan.oauth.flows import FlowService
+from pulseplan.oauth.flows import FlowStore
 from pulseplan.refresher import BackgroundRefresher
 from pulseplan.runtime import CheckResult
 from pulseplan.runtime import Runtime
@@ -24,6 +26,19 @@ def build(runtime: Runtime) -> None:
     """Create every layer (nothing is opened here; ``Runtime.start`` does that)."""
     settings = runtime.settings
     storage = make_storage(settings)
+    # The embedded default migrates itself; shared databases are migrated by `pulseplan migrate`.
+    auto_migrate = isinstance(storage, SQLiteStorage)
+    locks: LockManager = StorageLocks(storage)
+    flow_store: FlowStore = storage
+    # --- Redis layer (pulseplan.cache, issue 6): only when REDIS_URL is set ---------------------
+    # Row cache around the storage, Redis locks in front of the database lock, flow state in
+    # Redis; each falls back to the database while Redis is down. Registers the `redis` check.
+    if settings.redis_url is not None:
+        from pulseplan.cache.layer import install as install_redis
+
+        redis_layer = install_redis(runtime, storage)
+        storage, locks, flow_store = redis_layer.storage, redis_layer.locks, redis_layer.flows
+    # --- end Redis layer -------------------------------------------------------------------------
     cipher = TokenCipher.from_settings(settings)
     codec = TokenCodec(cipher)
     events = EventBus(runtime.plugins)
@@ -31,7 +46,7 @@ def build(runtime: Runtime) -> None:
         storage=storage,
         codec=codec,
         plugins=runtime.plugins,
-        locks=StorageLocks(storage),
+        locks=locks,
         events=events,
         settings=settings,
     )
@@ -49,14 +64,13 @@ def build(runtime: Runtime) -> None:
     runtime.auditor = Auditor(storage)
     runtime.flows = FlowService(
         storage=storage,
-        flow_store=storage,
+        flow_store=flow_store,
         cipher=cipher,
         plugins=runtime.plugins,
         broker=broker,
         settings=settings,
     )
-    # The embedded default migrates itself; shared databases are migrated by `pulseplan migrate`.
-    runtime.auto_migrate = isinstance(storage, SQLiteStorage)
+    runtime.auto_migrate = auto_migrate
     if settings.background_refresh:
         runtime.background = BackgroundRefresher(
             storage=storage, coordinator=coordinator, settings=settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import socket
 import subprocess
@@ -12,7 +11,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 
 STARTUP_TIMEOUT = 30.0
@@ -50,56 +48,67 @@ def pulseplan(
 
 @dataclass
 class Server:
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     base_url: str
-    output: list[str] = field(default_factory=list)
+    log_path: Path
+
+    @property
+    def output(self) -> list[str]:
+        """Everything the server wrote to stderr so far."""
+        return self.log_path.read_text(errors="replace").splitlines(keepends=True)
 
 
-def _read_until(process: subprocess.Popen[str], marker: str, count: int, out: list[str]) -> None:
-    assert process.stderr is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stderr, selectors.EVENT_READ)
+def _wait_for(server: Server, marker: str, count: int) -> None:
+    # The log goes to a file, not a pipe: a pipe nobody drains fills up and blocks the server.
     deadline = time.monotonic() + STARTUP_TIMEOUT
-    seen = 0
-    while seen < count:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not selector.select(remaining):
-            raise TimeoutError("server did not start:\n" + "".join(out))
-        line = process.stderr.readline()
-        if not line:
-            raise RuntimeError("server exited:\n" + "".join(out))
-        out.append(line)
-        seen += marker in line
+    with server.log_path.open("rb") as log:
+        text = ""
+        while text.count(marker) < count:
+            chunk = log.read().decode(errors="replace")
+            text += chunk
+            if server.process.poll() is not None:
+                raise RuntimeError("server exited:\n" + text)
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start:\n" + text)
+            if not chunk:
+                # Polling a file is the only portable way to follow it; bounded by the deadline.
+                time.sleep(0.02)
 
 
 @contextmanager
 def running_server(
-    env: dict[str, str], cwd: Path, *, workers: int = 1, args: tuple[str, ...] = ()
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    workers: int = 1,
+    port: int | None = None,
+    args: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     """Start ``pulseplan serve`` and yield once every worker reports it is serving."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pulseplan",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            *args,
-        ],
-        env=base_env(env),
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # the whole group is killed at the end: no orphaned workers
-    )
-    server = Server(process, f"http://127.0.0.1:{port}")
+    port = port or free_port()
+    log_path = cwd / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pulseplan",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                *args,
+            ],
+            env=base_env(env),
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,  # the whole group is killed at the end: no orphaned workers
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log_path)
     try:
-        _read_until(process, "Running on", workers, server.output)
+        _wait_for(server, "Running on", workers)
         yield server
     finally:
         if process.poll() is None:
@@ -109,6 +118,3 @@ def running_server(
             except (subprocess.TimeoutExpired, ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=5)
-        if process.stderr is not None:
-            server.output.append(process.stderr.read())
-            process.stderr.close()

@@ -190,7 +190,7 @@ async def test_openapi_lists_every_route(app: Quart, client: object) -> None:
     assert spec["openapi"].startswith("3.")
     assert spec["info"]["title"] == "PulsePlan"
     documented = set(spec["paths"])
-    hidden = {"/api/v1/openapi.json", "/docs", "/redoc", "/static/<path:filename>"}
+    hidden = {"/api/v1/openapi.json", "/docs", "/redoc", "/static/<path:filename>", "/metrics"}
     routes = {
         rule.rule.replace("<", "{").replace(">", "}")
         for rule in app.url_map.iter_rules()

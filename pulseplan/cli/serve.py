@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -10,6 +11,7 @@ from hypercorn.run import run
 
 from pulseplan.app import create_app
 from pulseplan.cli import reports_errors
+from pulseplan.observability import metrics
 from pulseplan.settings import Settings
 
 
@@ -29,6 +31,7 @@ from pulseplan.settings import Settings
 def serve(host: str, port: int, workers: int, graceful_timeout: float) -> None:
     """Serve the API (embedded SQLite and in-process layers unless configured otherwise)."""
     settings = Settings.load()
+    metrics.reset_multiprocess_dir()  # observability: a previous run's samples must not count
     # Build once here so configuration and plugin errors stop us before we bind a socket.
     create_app(settings)
     if workers > 1 and settings.redis_url is None:
@@ -43,5 +46,8 @@ def serve(host: str, port: int, workers: int, graceful_timeout: float) -> None:
     config.workers = 0 if workers == 1 else workers
     config.graceful_timeout = graceful_timeout
     config.accesslog = None  # request logging is PulsePlan's own, with redaction
+    # observability: a logger object (not "-") makes Hypercorn keep its hands off the handlers, so
+    # its lines reach PulsePlan's sink through the root logger (JSON, redacted).
+    config.errorlog = logging.getLogger("hypercorn.error")
     click.echo(f"PulsePlan serving on http://{host}:{port} ({workers} worker(s))", err=True)
     sys.exit(run(config))

@@ -19,10 +19,10 @@ def make_storage(settings: Settings) -> Storage:
         return SQLiteStorage(sqlite_path(url), connections_table=table)
     if url.startswith(("postgresql://", "postgres://")):
         try:
-            from pulseplan.storage.postgres import PostgresStorage  # type: ignore[import-not-found]
+            from pulseplan.storage.postgres import PostgresStorage
         except ImportError as exc:  # pragma: no cover - shipped with the package
             raise ConfigurationError([f"PostgreSQL backend unavailable: {exc}"]) from None
-        return PostgresStorage(url, connections_table=table)  # type: ignore[no-any-return]
+        return PostgresStorage(url, connections_table=table)
     scheme = url.split(":", 1)[0] or "(empty)"
     raise ConfigurationError(
         [f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:/// or postgresql://)"]

@@ -7,8 +7,12 @@ own locking makes it atomic.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
+import os
 import re
+import sqlite3
 import uuid
 from collections.abc import Sequence
 from datetime import UTC
@@ -66,6 +70,7 @@ class SQLiteStorage(Storage):
         self.path = path
         self.table = connections_table
         self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -95,21 +100,59 @@ class SQLiteStorage(Storage):
             raise StorageError("storage is not open")
         return self._db
 
+    async def _rows(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[aiosqlite.Row]:
+        """Run one statement to completion under the connection lock.
+
+        Every task of the process shares one aiosqlite connection; letting one statement's
+        steps interleave with another's made sqlite3 fail ("bad parameter or other API misuse")
+        under load, so each statement is executed and fully read before the next one starts.
+        """
+        async with self._lock:
+            try:
+                cursor = await self.db.execute(sql, params)
+                try:
+                    return list(await cursor.fetchall())
+                finally:
+                    await cursor.close()
+            except sqlite3.OperationalError as exc:
+                raise StorageError(f"SQLite error: {exc}") from exc
+
+    async def _first(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> aiosqlite.Row | None:
+        rows = await self._rows(sql, params)
+        return rows[0] if rows else None
+
     async def ping(self) -> None:
         try:
-            await self.db.execute("SELECT 1")
+            await self._rows("SELECT 1")
         except aiosqlite.Error as exc:
             raise StorageError(f"SQLite unavailable: {type(exc).__name__}") from exc
 
     async def _applied(self) -> set[str]:
-        await self.db.execute(
+        await self._rows(
             "CREATE TABLE IF NOT EXISTS pulseplan_migrations "
             "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
-        async with self.db.execute("SELECT name FROM pulseplan_migrations") as cursor:
-            return {row["name"] for row in await cursor.fetchall()}
+        return {row["name"] for row in await self._rows("SELECT name FROM pulseplan_migrations")}
 
     async def migrate(self) -> list[str]:
+        # Several processes may start at once on one file (a server and `pulseplan refresh`):
+        # a file lock next to the database serialises them, and each re-reads what is applied.
+        if self.path == ":memory:":
+            return await self._migrate_locked()
+        lock_path = f"{self.path}.migrate.lock"
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            return await self._migrate_locked()
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    async def _migrate_locked(self) -> list[str]:
         applied = await self._applied()
         done = []
         for name, sql in migrations.load("sqlite", self.table):
@@ -120,12 +163,13 @@ class SQLiteStorage(Storage):
                 f"BEGIN IMMEDIATE;\n{sql}\n"
                 f"INSERT INTO pulseplan_migrations VALUES ('{name}', '{ts(utcnow())}');\nCOMMIT;"
             )
-            try:
-                await self.db.executescript(script)
-            except aiosqlite.Error:
-                if self.db.in_transaction:
-                    await self.db.execute("ROLLBACK")
-                raise
+            async with self._lock:
+                try:
+                    await self.db.executescript(script)
+                except aiosqlite.Error:
+                    if self.db.in_transaction:
+                        await self.db.execute("ROLLBACK")
+                    raise
             done.append(name)
         return done
 
@@ -146,13 +190,11 @@ class SQLiteStorage(Storage):
         return Connection(**data)
 
     async def _one(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> Connection | None:
-        async with self.db.execute(sql, params) as cursor:
-            row = await cursor.fetchone()
+        row = await self._first(sql, params)
         return None if row is None else self._connection(row)
 
     async def _many(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Connection]:
-        async with self.db.execute(sql, params) as cursor:
-            return [self._connection(row) for row in await cursor.fetchall()]
+        return [self._connection(row) for row in await self._rows(sql, params)]
 
     # ------------------------------------------------------------------ connections
 
@@ -273,7 +315,7 @@ class SQLiteStorage(Storage):
         return sorted(rows, key=lambda c: (c.expires_at or now, c.id))
 
     async def release_claim(self, connection_id: str, owner: str) -> None:
-        await self.db.execute(
+        await self._rows(
             f"UPDATE {self.table} SET claim_owner = NULL, claim_until = NULL "
             "WHERE id = ? AND claim_owner = ?",
             (connection_id, owner),
@@ -285,29 +327,24 @@ class SQLiteStorage(Storage):
         )
 
     async def count_connections_by_status(self) -> dict[str, int]:
-        async with self.db.execute(
-            f"SELECT status, COUNT(*) AS n FROM {self.table} GROUP BY status"
-        ) as cursor:
-            return {row["status"]: row["n"] for row in await cursor.fetchall()}
+        rows = await self._rows(f"SELECT status, COUNT(*) AS n FROM {self.table} GROUP BY status")
+        return {row["status"]: row["n"] for row in rows}
 
     # ------------------------------------------------------------------ OAuth flows
 
     async def put_flow(self, key: str, payload: str, expires_at: datetime) -> None:
-        await self.db.execute(
+        await self._rows(
             "INSERT INTO pulseplan_oauth_flows (key, payload, expires_at) VALUES (?, ?, ?)",
             (key, payload, ts(expires_at)),
         )
         # Opportunistic clean-up keeps the table small without a scheduler.
-        await self.db.execute(
-            "DELETE FROM pulseplan_oauth_flows WHERE expires_at < ?", (ts(utcnow()),)
-        )
+        await self._rows("DELETE FROM pulseplan_oauth_flows WHERE expires_at < ?", (ts(utcnow()),))
 
     async def take_flow(self, key: str, now: datetime) -> str | None:
-        async with self.db.execute(
+        row = await self._first(
             "DELETE FROM pulseplan_oauth_flows WHERE key = ? RETURNING payload, expires_at",
             (key,),
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         if row is None or row["expires_at"] <= ts(now):
             return None
         payload: str = row["payload"]
@@ -316,32 +353,38 @@ class SQLiteStorage(Storage):
     # ------------------------------------------------------------------ lease locks
 
     async def acquire_lock(self, name: str, owner: str, ttl: float, now: datetime) -> bool:
-        async with self.db.execute(
-            """
+        return (
+            await self._first(
+                """
             INSERT INTO pulseplan_locks (name, owner, expires_at) VALUES (?, ?, ?)
             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,
                 expires_at = excluded.expires_at
             WHERE pulseplan_locks.expires_at <= ? OR pulseplan_locks.owner = excluded.owner
             RETURNING owner
             """,
-            (name, owner, ts(now + timedelta(seconds=ttl)), ts(now)),
-        ) as cursor:
-            return await cursor.fetchone() is not None
+                (name, owner, ts(now + timedelta(seconds=ttl)), ts(now)),
+            )
+            is not None
+        )
 
     async def extend_lock(self, name: str, owner: str, ttl: float, now: datetime) -> bool:
-        async with self.db.execute(
-            "UPDATE pulseplan_locks SET expires_at = ? "
-            "WHERE name = ? AND owner = ? AND expires_at > ? RETURNING name",
-            (ts(now + timedelta(seconds=ttl)), name, owner, ts(now)),
-        ) as cursor:
-            return await cursor.fetchone() is not None
+        return (
+            await self._first(
+                "UPDATE pulseplan_locks SET expires_at = ? "
+                "WHERE name = ? AND owner = ? AND expires_at > ? RETURNING name",
+                (ts(now + timedelta(seconds=ttl)), name, owner, ts(now)),
+            )
+            is not None
+        )
 
     async def release_lock(self, name: str, owner: str) -> bool:
-        async with self.db.execute(
-            "DELETE FROM pulseplan_locks WHERE name = ? AND owner = ? RETURNING name",
-            (name, owner),
-        ) as cursor:
-            return await cursor.fetchone() is not None
+        return (
+            await self._first(
+                "DELETE FROM pulseplan_locks WHERE name = ? AND owner = ? RETURNING name",
+                (name, owner),
+            )
+            is not None
+        )
 
     # ------------------------------------------------------------------ agents
 
@@ -361,7 +404,7 @@ class SQLiteStorage(Storage):
         self, name: str, secret_hash: str, providers: list[str] | None
     ) -> AgentRecord:
         try:
-            async with self.db.execute(
+            row = await self._first(
                 "INSERT INTO pulseplan_agents (id, name, secret_hash, providers, created_at) "
                 "VALUES (?, ?, ?, ?, ?) RETURNING *",
                 (
@@ -371,65 +414,65 @@ class SQLiteStorage(Storage):
                     None if providers is None else json.dumps(providers),
                     ts(utcnow()),
                 ),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
         except aiosqlite.IntegrityError:
             raise DuplicateAgent(f"an active agent named {name!r} already exists") from None
         assert row is not None
         return self._agent(row)
 
     async def get_agent_by_hash(self, secret_hash: str) -> AgentRecord | None:
-        async with self.db.execute(
+        row = await self._first(
             "SELECT * FROM pulseplan_agents WHERE secret_hash = ?", (secret_hash,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
         return None if row is None else self._agent(row)
 
     async def list_agents(self) -> list[AgentRecord]:
-        async with self.db.execute(
-            "SELECT * FROM pulseplan_agents ORDER BY created_at, id"
-        ) as cursor:
-            return [self._agent(row) for row in await cursor.fetchall()]
+        return [
+            self._agent(row)
+            for row in await self._rows("SELECT * FROM pulseplan_agents ORDER BY created_at, id")
+        ]
 
     async def revoke_agent(self, name: str) -> bool:
-        async with self.db.execute(
-            "UPDATE pulseplan_agents SET revoked_at = ? "
-            "WHERE name = ? AND revoked_at IS NULL RETURNING id",
-            (ts(utcnow()), name),
-        ) as cursor:
-            return await cursor.fetchone() is not None
+        return (
+            await self._first(
+                "UPDATE pulseplan_agents SET revoked_at = ? "
+                "WHERE name = ? AND revoked_at IS NULL RETURNING id",
+                (ts(utcnow()), name),
+            )
+            is not None
+        )
 
     # ------------------------------------------------------------------ audit
 
     async def add_audit(self, records: Sequence[AuditRecord]) -> None:
-        await self.db.executemany(
-            "INSERT INTO pulseplan_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    r.id,
-                    ts(r.occurred_at),
-                    r.actor_type,
-                    r.actor_id,
-                    r.user_id,
-                    r.provider,
-                    r.action,
-                    r.outcome,
-                    r.request_id,
-                    r.detail,
-                )
-                for r in records
-            ],
-        )
+        async with self._lock:
+            await self.db.executemany(
+                "INSERT INTO pulseplan_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.id,
+                        ts(r.occurred_at),
+                        r.actor_type,
+                        r.actor_id,
+                        r.user_id,
+                        r.provider,
+                        r.action,
+                        r.outcome,
+                        r.request_id,
+                        r.detail,
+                    )
+                    for r in records
+                ],
+            )
 
     async def list_audit(
         self, user_id: str, *, limit: int = 100, before: datetime | None = None
     ) -> list[AuditRecord]:
-        async with self.db.execute(
+        rows = await self._rows(
             "SELECT * FROM pulseplan_audit WHERE user_id = ? AND occurred_at < ? "
             "ORDER BY occurred_at DESC, id DESC LIMIT ?",
             (user_id, ts(before) if before else "9999", limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
         return [
             AuditRecord(**{**dict(row), "occurred_at": parse_ts(row["occurred_at"])})
             for row in rows

@@ -20,6 +20,7 @@ from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from pulseplan.errors import ApiError
+from pulseplan.observability import sentry
 from pulseplan.storage.base import StorageError
 from pulseplan.web.request_id import request_id
 
@@ -96,5 +97,9 @@ def init_app(app: Quart) -> None:
         # Type and place only: the message or locals of an arbitrary exception may hold tokens.
         frames = traceback.extract_tb(exc.__traceback__)
         where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "unknown"
-        logger.error("unhandled {} at {} while serving the request", type(exc).__name__, where)
+        # observability: the traceback goes to Sentry (scrubbed) once, not this line as well.
+        logger.bind(sentry_skip=True).error(
+            "unhandled {} at {} while serving the request", type(exc).__name__, where
+        )
+        sentry.capture_exception(exc)
         return error_response(500, "internal server error", "internal_error")

@@ -1,0 +1,125 @@
+"""Helpers for the Redis tests: clients under a unique key prefix on the shared local Redis,
+key tracking (every test deletes exactly the keys it created; never FLUSHALL), a closed port for
+"Redis is down", and a loopback proxy (``tests.tcp_proxy``) that cuts and restores the way to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+
+from pulseplan.cache.client import RedisClient
+from pulseplan.cache.client import RedisUnavailable
+from tests.conftest import service_unavailable
+from tests.tcp_proxy import TcpProxy
+
+HOST = "127.0.0.1"
+PORT = 6379
+REDIS_URL = f"redis://{HOST}:{PORT}/0"
+
+
+class TrackedClient(RedisClient):
+    """A :class:`RedisClient` that records every key it names, for TTL checks and cleanup."""
+
+    def __init__(self, url: str, **kwargs: object):
+        super().__init__(url, **kwargs)  # type: ignore[arg-type]
+        self.named: set[str] = set()
+
+    def key(self, *parts: str) -> str:
+        name = super().key(*parts)
+        self.named.add(name)
+        return name
+
+
+def unique_prefix() -> str:
+    return f"pulseplan:test-{uuid.uuid4().hex[:12]}:"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def down_client(**kwargs: object) -> TrackedClient:
+    """A client for a Redis that refuses connections."""
+    return TrackedClient(f"redis://{HOST}:{closed_port()}/0", **kwargs)
+
+
+def raw_redis() -> Redis:
+    """A plain redis-py client for inspecting what the code under test wrote."""
+    return Redis(host=HOST, port=PORT, socket_timeout=2, socket_connect_timeout=2)
+
+
+async def require_redis() -> None:
+    """Skip (or fail under CI) when the local Redis is not there."""
+    redis = raw_redis()
+    try:
+        await redis.ping()
+    except Exception as exc:
+        service_unavailable("Redis", exc)
+    finally:
+        await redis.aclose()
+
+
+async def ttl_violations(names: set[str]) -> dict[str, int]:
+    """Keys among ``names`` that exist without a TTL (PTTL -1)."""
+    redis = raw_redis()
+    try:
+        found = {name: await redis.pttl(name) for name in sorted(names)}
+    finally:
+        await redis.aclose()
+    return {name: ttl for name, ttl in found.items() if ttl == -1}
+
+
+async def delete_keys(names: set[str]) -> None:
+    if not names:
+        return
+    redis = raw_redis()
+    try:
+        await redis.delete(*names)
+    finally:
+        await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def live_client(url: str = REDIS_URL, **kwargs: object) -> AsyncIterator[TrackedClient]:
+    """A client on the local Redis under a fresh prefix; afterwards asserts that every key it
+    named has a TTL, then deletes those keys."""
+    await require_redis()
+    kwargs.setdefault("prefix", unique_prefix())
+    client = TrackedClient(url, **kwargs)
+    try:
+        await client.ping()
+    except RedisUnavailable as exc:
+        service_unavailable("Redis", exc)
+    try:
+        yield client
+    finally:
+        await client.close()
+        violations = await ttl_violations(client.named)
+        await delete_keys(client.named)
+        assert violations == {}, f"keys without a TTL: {sorted(violations)}"
+
+
+def proxy_url(relay: TcpProxy) -> str:
+    return f"redis://{HOST}:{relay.port}/0"
+
+
+@contextlib.asynccontextmanager
+async def proxy() -> AsyncIterator[TcpProxy]:
+    """A loopback proxy to the local Redis: ``stop()`` cuts the way to Redis for whoever
+    connects through it (like a Redis outage), ``start()`` restores it on the same port."""
+    await require_redis()
+    relay = TcpProxy(HOST, PORT)
+    await relay.start()
+    try:
+        yield relay
+    finally:
+        await relay.stop()

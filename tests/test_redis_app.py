@@ -1,0 +1,173 @@
+"""The Redis layer wired into the app: end to end with Redis up, down, and coming back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pulseplan.app import create_app
+from pulseplan.broker.refresh import RefreshCoordinator
+from pulseplan.cache.flows import RedisFlowStore
+from pulseplan.cache.locks import LayeredLocks
+from pulseplan.cache.rows import CachedStorage
+from pulseplan.settings import Settings
+from pulseplan.testing.fake_provider import FakeProvider
+from tests.redis_kit import REDIS_URL
+from tests.redis_kit import closed_port
+from tests.redis_kit import delete_keys
+from tests.redis_kit import proxy
+from tests.redis_kit import proxy_url
+from tests.redis_kit import require_redis
+from tests.redis_kit import ttl_violations
+from tests.redis_kit import unique_prefix
+from tests.vault import Vault
+from tests.vault import new_user
+from tests.vault import running_vault
+
+pytestmark = pytest.mark.redis
+PASSWORD = "hunter2-redis-password"
+
+
+def layer(vault: Vault) -> tuple[CachedStorage, LayeredLocks, RedisFlowStore]:
+    storage = vault.runtime.storage
+    assert isinstance(storage, CachedStorage)
+    refresher = vault.runtime.broker.refresher
+    assert isinstance(refresher, RefreshCoordinator)
+    assert isinstance(refresher.locks, LayeredLocks)
+    flows = vault.runtime.flows.flow_store
+    assert isinstance(flows, RedisFlowStore)
+    return storage, refresher.locks, flows
+
+
+@asynccontextmanager
+async def redis_vault(tmp_path: Path, redis_url: str, **env: str) -> AsyncIterator[Vault]:
+    """A vault with ``REDIS_URL`` under a fresh key prefix; afterwards checks and deletes the
+    per-user cache keys it can name (flow and lock keys are consumed by the flows themselves)."""
+    async with running_vault(
+        tmp_path,
+        providers={"acme": FakeProvider("standard", rotation="strict")},
+        REDIS_URL=redis_url,
+        REDIS_KEY_PREFIX=unique_prefix(),
+        **env,
+    ) as vault:
+        storage, _, _ = layer(vault)
+        try:
+            yield vault
+        finally:
+            names = {storage.key(user) for user in vault.users}
+            violations = await ttl_violations(names)
+            await delete_keys(names)
+            assert violations == {}
+
+
+async def ready(vault: Vault) -> tuple[int, dict[str, Any]]:
+    response = await vault.client.get("/api/v1/health/ready")
+    return response.status_code, await response.get_json()
+
+
+async def one_refresh_under_concurrency(vault: Vault, user: str) -> None:
+    """50 concurrent fetches inside the skew: exactly one refresh, everyone gets its result."""
+    fake = vault.fakes["acme"]
+    before = fake.count("refresh")
+    row = await vault.connect(user)
+    await vault.expire_soon(row)
+    responses = await asyncio.gather(*(vault.tokens(user) for _ in range(50)))
+    assert {r.status_code for r in responses} == {200}
+    tokens = {(await r.get_json())["acme"]["access_token"] for r in responses}
+    assert fake.count("refresh") == before + 1
+    assert len(tokens) == 1
+    assert fake.is_live(tokens.pop())
+    stored = await vault.runtime.storage.get_connection_by_id(row.id)
+    assert stored is not None
+    assert vault.stored_refresh_token(stored) == fake.latest_refresh_token()
+
+
+async def test_with_redis_flows_cache_and_locks_use_it(tmp_path: Path) -> None:
+    await require_redis()
+    async with redis_vault(tmp_path, REDIS_URL) as vault:
+        storage, locks, flows = layer(vault)
+        user = new_user()
+        await one_refresh_under_concurrency(vault, user)
+        assert flows.fallback_puts == flows.fallback_takes == 0
+        assert locks.skipped == 0
+        listed = [
+            await vault.client.get("/api/v1/tokens/connections", headers=vault.headers(user))
+            for _ in range(3)
+        ]
+        assert {r.status_code for r in listed} == {200}
+        assert storage.hits >= 2
+        status, body = await ready(vault)
+        assert (status, body["status"]) == (200, "ready")
+        assert body["checks"]["redis"]["status"] == "ok"
+
+
+async def test_redis_down_the_service_keeps_serving_from_the_database(
+    tmp_path: Path, logs: list[str]
+) -> None:
+    url = f"redis://:{PASSWORD}@127.0.0.1:{closed_port()}/0"
+    async with redis_vault(tmp_path, url) as vault:
+        storage, locks, flows = layer(vault)
+        await one_refresh_under_concurrency(vault, new_user())  # flows and locks: database
+        assert flows.fallback_puts == 1
+        assert locks.skipped > 0
+        assert storage.hits == 0
+        status, body = await ready(vault)
+        assert (status, body["status"]) == (200, "degraded")
+        assert body["checks"]["redis"]["status"] == "degraded"
+        detailed = await vault.client.get("/api/v1/health/health")
+        details = await detailed.get_json()
+        assert (detailed.status_code, details["status"]) == (200, "degraded")
+        assert "unreachable" in details["checks"]["redis"]["detail"]
+        assert PASSWORD not in await detailed.get_data(as_text=True)
+    assert any("Redis at redis://127.0.0.1:" in line for line in logs)
+    assert not any(PASSWORD in line for line in logs)
+
+
+async def test_readiness_is_degraded_not_failed_when_redis_is_down(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = create_app(make_settings(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0"))
+    async with app.test_app():
+        client = app.test_client()
+        ready_response = await client.get("/api/v1/health/ready")
+        assert ready_response.status_code == 200
+        body = await ready_response.get_json()
+        assert body["status"] == "degraded"
+        assert body["checks"]["redis"]["status"] == "degraded"
+        detailed = await client.get("/api/v1/health/health")
+        assert detailed.status_code == 200
+        checks = (await detailed.get_json())["checks"]
+        assert checks["redis"]["status"] == "degraded"
+        assert {checks[name]["status"] for name in ("storage", "migrations", "keys")} == {"ok"}
+
+
+async def test_recovery_without_restart(tmp_path: Path) -> None:
+    async with (
+        proxy() as relay,
+        redis_vault(tmp_path, proxy_url(relay), REDIS_RETRY_INTERVAL="0") as vault,
+    ):
+        storage, _, flows = layer(vault)
+        user = new_user()
+        await vault.connect(user)
+        assert (await ready(vault))[1]["status"] == "ready"
+
+        await relay.stop()  # Redis goes away
+        assert (await ready(vault))[1]["status"] == "degraded"
+        await one_refresh_under_concurrency(vault, new_user())
+        listing = await vault.client.get("/api/v1/tokens/connections", headers=vault.headers(user))
+        assert listing.status_code == 200
+        puts_during_outage = flows.fallback_puts
+        assert puts_during_outage == 1
+
+        await relay.start()  # and comes back on the same address
+        status, body = await ready(vault)
+        assert (status, body["status"], body["checks"]["redis"]["status"]) == (200, "ready", "ok")
+        await vault.connect(new_user())
+        assert flows.fallback_puts == puts_during_outage  # flow state is in Redis again
+        assert storage.stats()["pending_invalidations"] == 0
