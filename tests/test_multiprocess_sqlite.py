@@ -26,7 +26,7 @@ from tests.auth_fakes import user_token
 from tests.conftest import BASE_ENV
 from tests.server import free_port
 from tests.server import running_server
-from tests.vault import new_user
+from pulseplan.testing.vault import new_user
 
 pytestmark = pytest.mark.slow
 

@@ -17,10 +17,10 @@ import pytest
 
 from pulseplan.oauth import flows
 from pulseplan.testing.fake_provider import FakeProvider
-from tests.vault import RETURN
-from tests.vault import Vault
-from tests.vault import new_user
-from tests.vault import running_vault
+from pulseplan.testing.vault import RETURN
+from pulseplan.testing.vault import Vault
+from pulseplan.testing.vault import new_user
+from pulseplan.testing.vault import running_vault
 
 
 @pytest.fixture

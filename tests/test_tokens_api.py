@@ -23,9 +23,9 @@ from pulseplan.auth.agents import agent_pepper
 from pulseplan.auth.agents import create_agent
 from pulseplan.storage.models import NewConnection
 from pulseplan.testing.fake_provider import FakeProvider
-from tests.vault import Vault
-from tests.vault import new_user
-from tests.vault import running_vault
+from pulseplan.testing.vault import Vault
+from pulseplan.testing.vault import new_user
+from pulseplan.testing.vault import running_vault
 
 CANARY = "CANARY7x"
 

@@ -1,6 +1,19 @@
-"""The plugin author kit: a fake OAuth provider server and, later, pytest fixtures.
+"""The plugin author kit, a pytest plugin: add ``pytest_plugins = ["pulseplan.testing"]`` to
+your ``conftest.py``.
 
-Start with :class:`pulseplan.testing.fake_provider.FakeProvider`, a real HTTP server on
-127.0.0.1 that speaks the wire protocol of Google, Microsoft, Canvas, Notion or a plain
-RFC 6749 provider, with scriptable faults and a ledger of live tokens.
+It gives you:
+
+* :class:`~pulseplan.testing.fake_provider.FakeProvider`: a real HTTP server on 127.0.0.1 that
+  speaks the wire protocol of Google, Microsoft, Canvas, Notion or a plain RFC 6749 provider,
+  with scriptable faults and a ledger of live tokens;
+* fixtures: ``fake_provider`` (start a fake, stopped after the test), ``pulseplan_vault`` (an
+  in-process PulsePlan wired to fakes, with a test client and a JWT-minting helper);
+* :mod:`pulseplan.testing.conformance`: the suite every provider plugin should pass.
+
+The kit never contacts a real provider and binds only to loopback.
 """
+
+from pulseplan.testing.fixtures import fake_provider
+from pulseplan.testing.fixtures import pulseplan_vault
+
+__all__ = ["fake_provider", "pulseplan_vault"]
