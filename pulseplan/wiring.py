@@ -95,7 +95,7 @@ def add_checks(runtime: Runtime) -> None:
             await storage.ping()
         except StorageError as exc:
             return CheckResult("fail", str(exc))
-        return CheckResult("ok", storage.name)
+        return CheckResult("ok", getattr(storage, "detail", storage.name))
 
     async def migrations_check() -> CheckResult:
         pending = await storage.pending_migrations()

@@ -5,17 +5,24 @@ key tracking (every test deletes exactly the keys it created; never FLUSHALL), a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 from redis.asyncio import Redis
 
+from pulseplan.broker.refresh import RefreshCoordinator
 from pulseplan.cache.client import RedisClient
 from pulseplan.cache.client import RedisUnavailable
+from pulseplan.cache.flows import RedisFlowStore
+from pulseplan.cache.locks import LayeredLocks
+from pulseplan.cache.rows import CachedStorage
 from tests.conftest import service_unavailable
 from tests.tcp_proxy import TcpProxy
+from tests.vault import Vault
 
 HOST = "127.0.0.1"
 PORT = 6379
@@ -123,3 +130,39 @@ async def proxy() -> AsyncIterator[TcpProxy]:
         yield relay
     finally:
         await relay.stop()
+
+
+# --------------------------------------------------------------------------- apps
+
+
+def layer(vault: Vault) -> tuple[CachedStorage, LayeredLocks, RedisFlowStore]:
+    storage = vault.runtime.storage
+    assert isinstance(storage, CachedStorage)
+    refresher = vault.runtime.broker.refresher
+    assert isinstance(refresher, RefreshCoordinator)
+    assert isinstance(refresher.locks, LayeredLocks)
+    flows = vault.runtime.flows.flow_store
+    assert isinstance(flows, RedisFlowStore)
+    return storage, refresher.locks, flows
+
+
+async def ready(vault: Vault) -> tuple[int, dict[str, Any]]:
+    response = await vault.client.get("/api/v1/health/ready")
+    return response.status_code, await response.get_json()
+
+
+async def one_refresh_under_concurrency(vault: Vault, user: str) -> None:
+    """50 concurrent fetches inside the skew: exactly one refresh, everyone gets its result."""
+    fake = vault.fakes["acme"]
+    before = fake.count("refresh")
+    row = await vault.connect(user)
+    await vault.expire_soon(row)
+    responses = await asyncio.gather(*(vault.tokens(user) for _ in range(50)))
+    assert {r.status_code for r in responses} == {200}
+    tokens = {(await r.get_json())["acme"]["access_token"] for r in responses}
+    assert fake.count("refresh") == before + 1
+    assert len(tokens) == 1
+    assert fake.is_live(tokens.pop())
+    stored = await vault.runtime.storage.get_connection_by_id(row.id)
+    assert stored is not None
+    assert vault.stored_refresh_token(stored) == fake.latest_refresh_token()

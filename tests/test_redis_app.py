@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pulseplan.app import create_app
-from pulseplan.broker.refresh import RefreshCoordinator
-from pulseplan.cache.flows import RedisFlowStore
-from pulseplan.cache.locks import LayeredLocks
-from pulseplan.cache.rows import CachedStorage
 from pulseplan.settings import Settings
 from pulseplan.testing.fake_provider import FakeProvider
 from tests.redis_kit import REDIS_URL
 from tests.redis_kit import closed_port
 from tests.redis_kit import delete_keys
+from tests.redis_kit import layer
+from tests.redis_kit import one_refresh_under_concurrency
 from tests.redis_kit import proxy
 from tests.redis_kit import proxy_url
+from tests.redis_kit import ready
 from tests.redis_kit import require_redis
 from tests.redis_kit import ttl_violations
 from tests.redis_kit import unique_prefix
@@ -32,17 +29,6 @@ from tests.vault import running_vault
 
 pytestmark = pytest.mark.redis
 PASSWORD = "hunter2-redis-password"
-
-
-def layer(vault: Vault) -> tuple[CachedStorage, LayeredLocks, RedisFlowStore]:
-    storage = vault.runtime.storage
-    assert isinstance(storage, CachedStorage)
-    refresher = vault.runtime.broker.refresher
-    assert isinstance(refresher, RefreshCoordinator)
-    assert isinstance(refresher.locks, LayeredLocks)
-    flows = vault.runtime.flows.flow_store
-    assert isinstance(flows, RedisFlowStore)
-    return storage, refresher.locks, flows
 
 
 @asynccontextmanager
@@ -64,28 +50,6 @@ async def redis_vault(tmp_path: Path, redis_url: str, **env: str) -> AsyncIterat
             violations = await ttl_violations(names)
             await delete_keys(names)
             assert violations == {}
-
-
-async def ready(vault: Vault) -> tuple[int, dict[str, Any]]:
-    response = await vault.client.get("/api/v1/health/ready")
-    return response.status_code, await response.get_json()
-
-
-async def one_refresh_under_concurrency(vault: Vault, user: str) -> None:
-    """50 concurrent fetches inside the skew: exactly one refresh, everyone gets its result."""
-    fake = vault.fakes["acme"]
-    before = fake.count("refresh")
-    row = await vault.connect(user)
-    await vault.expire_soon(row)
-    responses = await asyncio.gather(*(vault.tokens(user) for _ in range(50)))
-    assert {r.status_code for r in responses} == {200}
-    tokens = {(await r.get_json())["acme"]["access_token"] for r in responses}
-    assert fake.count("refresh") == before + 1
-    assert len(tokens) == 1
-    assert fake.is_live(tokens.pop())
-    stored = await vault.runtime.storage.get_connection_by_id(row.id)
-    assert stored is not None
-    assert vault.stored_refresh_token(stored) == fake.latest_refresh_token()
 
 
 async def test_with_redis_flows_cache_and_locks_use_it(tmp_path: Path) -> None:

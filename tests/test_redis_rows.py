@@ -58,7 +58,7 @@ class TestCachedStorage(StorageContract):
 async def hash_fields(storage: CachedStorage, user_id: str) -> dict[bytes, bytes]:
     redis = raw_redis()
     try:
-        fields: dict[bytes, bytes] = await redis.hgetall(storage.key(user_id))
+        fields: dict[bytes, bytes] = await redis.hgetall(storage.key(user_id))  # type: ignore[assignment]
     finally:
         await redis.aclose()
     return fields

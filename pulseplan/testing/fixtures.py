@@ -58,7 +58,7 @@ async def pulseplan_vault(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
                     folder,
                     providers=providers,
                     plugins=[] if plugins is None else plugins,
-                    **env,  # type: ignore[arg-type]
+                    **env,
                 )
             )
 

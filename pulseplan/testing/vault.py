@@ -172,7 +172,6 @@ async def running_vault(
     *,
     providers: dict[str, FakeProvider],
     plugins: list[tuple[str, object]] | None = None,
-    pkce: bool = True,
     **env: str,
 ) -> AsyncIterator[Vault]:
     """Start ``providers`` (name -> unstarted fake), then an app wired to them.
@@ -203,7 +202,7 @@ async def running_vault(
         else:
             settings = Settings.load(merged, env_file=None, generate_dev_secrets=False)
             registered = plugins or [
-                (name, StandardTestProvider(name, pkce=pkce)) for name in providers
+                (name, StandardTestProvider(name)) for name in providers
             ]
             host = PluginHost(
                 settings, load_entrypoints=False, extra_plugins=[*registered, ("events", events)]

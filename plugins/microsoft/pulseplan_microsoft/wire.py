@@ -1,0 +1,87 @@
+"""Requests to the Microsoft identity platform token endpoint and to Microsoft Graph ``/me``,
+and the ID token's claims.
+
+Requests are built and sent by the host's standard client (``client_secret_post``, shared pool,
+timeouts); failures are read by :mod:`.errors` so the AADSTS number decides the class.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import jwt
+
+from pulseplan import ProviderContext
+from pulseplan import ProviderMisconfigured
+from pulseplan_microsoft.errors import classify
+from pulseplan_microsoft.spec import NAME
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+async def token_call(
+    provider: ProviderContext, fields: dict[str, str], *, operation: str
+) -> dict[str, Any]:
+    """POST ``fields`` to the tenant's token endpoint with the client's credentials.
+
+    :return: the decoded token response.
+    :raises ProviderError: classified by :func:`~pulseplan_microsoft.errors.classify`.
+    """
+    standard = provider.standard
+    request = standard.client_request(provider.settings.token_url, fields)
+    response = await standard.send(request, operation=operation)
+    data = _json_object(response) if response.is_success else None
+    if not response.is_success or (data is not None and data.get("error")):
+        raise classify(response, operation=operation)
+    # Non-JSON bodies and missing access tokens are reported the standard way.
+    return standard.token_response(response, operation=operation)
+
+
+async def graph_me(provider: ProviderContext, access_token: str) -> dict[str, Any]:
+    """``GET /v1.0/me`` (``User.Read``). Graph access tokens may be encrypted or not JWTs at all
+    (providers.md §2.1), so asking Graph is the only way to check one."""
+    url = provider.settings.userinfo_url
+    if not url:
+        raise ProviderMisconfigured("no Microsoft Graph /me endpoint configured", provider=NAME)
+    request = provider.http.build_request(
+        "GET",
+        url,
+        headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+    )
+    response = await provider.standard.send(request, operation="Graph /me")
+    if not response.is_success:
+        raise classify(response, operation="Graph /me")
+    return _json_object(response) or {}
+
+
+def id_token_claims(provider: ProviderContext, id_token: object) -> dict[str, Any]:
+    """Claims of an ID token received straight from the token endpoint over TLS (OIDC Core
+    §3.1.3.7 allows skipping the signature then); empty unless its audience is this client."""
+    if not isinstance(id_token, str):
+        return {}
+    try:
+        claims = jwt.decode(id_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return {}
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if provider.settings.client_id not in audiences:
+        return {}
+    return claims
+
+
+def email_of(info: dict[str, Any], *keys: str) -> str | None:
+    """The first of ``keys`` in ``info`` that holds something shaped like an email address."""
+    for key in keys:
+        value = info.get(key)
+        if isinstance(value, str) and "@" in value:
+            return value
+    return None
