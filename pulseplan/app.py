@@ -12,6 +12,7 @@ from pulseplan.errors import ConfigurationError
 from pulseplan.observability.logs import configure_logging
 from pulseplan.plugins import PluginHost
 from pulseplan.routes import agent
+from pulseplan.routes import common
 from pulseplan.routes import health
 from pulseplan.routes import oauth
 from pulseplan.routes import providers
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, plugins: PluginHost | None =
     auth.init_app(app)
     security.init_app(app)  # before ratelimit: CORS preflights and size checks come first
     ratelimit.init_app(app)
+    common.init_app(app)
     for blueprint in (
         health.blueprint,
         providers.blueprint,

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # Storage and state
     database_url: SecretStr = SecretStr("sqlite:///.pulseplan/pulseplan.db")
     connections_table: str = Field(default="calendar_connections", pattern=r"^[a-z_][a-z0-9_]*$")
+    # Supabase REST backend (DATABASE_URL=supabase://; docs/supabase-rest.md): SUPABASE_URL and
+    # SUPABASE_SERVICE_KEY, plus the key sent as `apikey` beside forwarded user JWTs.
+    supabase_anon_key: SecretStr | None = None
+    supabase_rest_timeout: float = Field(default=10.0, gt=0, le=60)
     redis_url: SecretStr | None = None
     # Redis layer (pulseplan.cache; .env.example.redis): used only when REDIS_URL is set.
     redis_key_prefix: str = Field(default="pulseplan:", pattern=r"^pulseplan:([A-Za-z0-9_.-]+:)*$")

@@ -42,6 +42,7 @@ from pulseplan.auth.principals import Agent
 from pulseplan.auth.principals import User
 from pulseplan.auth.verifier import JwtVerifier
 from pulseplan.runtime import Runtime
+from pulseplan.storage.forwarded_jwt import forward_user_jwt
 
 EXTENSION: Final = "pulseplan.auth"
 #: Where the storage layer puts its :class:`AgentStore` implementation.
@@ -169,8 +170,11 @@ def require_user(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
     @functools.wraps(func)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        await authenticate_user()
-        return await func(*args, **kwargs)
+        user = await authenticate_user()
+        # The verified JWT rides along for storage that forwards it (Supabase REST: the user's
+        # own queries then run under row-level security); unbound when the handler returns.
+        with forward_user_jwt(user.id, bearer_token()):
+            return await func(*args, **kwargs)
 
     return security_scheme([{"user": []}])(wrapper)
 

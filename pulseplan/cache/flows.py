@@ -16,8 +16,9 @@ database. Each flow lives in exactly one place, so the take stays single-use. Th
 that Redis does not know (used, expired, forged, or written during an outage) costs one database
 query, which is the same query every callback costs without Redis.
 
-A flow written to Redis just before Redis is lost (restart without persistence) is lost with it:
-the user sees "unknown, used or expired state" and starts again. That is the safe failure.
+A flow written to Redis is unavailable while Redis is (the callback arrives during an outage)
+and lost if Redis restarts without persistence: the user sees "unknown, used or expired state"
+and starts again. That is the safe failure; a state is never accepted twice.
 """
 
 from __future__ import annotations

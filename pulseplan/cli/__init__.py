@@ -48,6 +48,7 @@ def _register() -> None:
     from pulseplan.cli import ops
     from pulseplan.cli import providers
     from pulseplan.cli import rotate
+    from pulseplan.cli import seed_import
     from pulseplan.cli import serve
 
     main.add_command(serve.serve)
@@ -59,6 +60,7 @@ def _register() -> None:
     keys.keys.add_command(rotate.rotate)
     keys.keys.add_command(rotate.import_legacy)
     main.add_command(keys.keys)
+    main.add_command(seed_import.import_seed_command)
 
 
 _register()

@@ -10,12 +10,14 @@ from pydantic import BaseModel
 from pydantic import Field
 from quart import Blueprint
 from quart import Response
+from quart_schema import document_response
 from quart_schema import tag
 from quart_schema import validate_querystring
 
 from pulseplan.auth.guard import current_agent
 from pulseplan.auth.guard import require_agent
 from pulseplan.errors import BadRequest
+from pulseplan.routes import schemas
 from pulseplan.routes.common import canonical_uuid
 from pulseplan.routes.common import known_provider
 from pulseplan.routes.common import no_store
@@ -33,6 +35,7 @@ class AgentTokensQuery(BaseModel):
 
 @blueprint.get("/users/<user_id>/tokens")
 @tag(["agent"])
+@document_response(schemas.UserTokens)
 @require_agent
 @validate_querystring(AgentTokensQuery)
 async def agent_tokens(user_id: str, query_args: AgentTokensQuery) -> Response:

@@ -6,8 +6,10 @@ import re
 import uuid
 from typing import Any
 
+from quart import Quart
 from quart import Response
 from quart import jsonify
+from werkzeug.routing import BaseConverter
 
 from pulseplan.broker.results import FreshToken
 from pulseplan.broker.results import TokenProblem
@@ -16,6 +18,19 @@ from pulseplan.errors import NotFound
 from pulseplan.runtime import current_runtime
 
 PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class ProviderConverter(BaseConverter):
+    """``<provider:name>``: a provider-shaped path segment, never the literal ``status``, so
+    ``/connections/status`` and ``/connections/<provider>`` cannot be confused (and OPTIONS
+    advertises only the methods of the route that really matches)."""
+
+    regex = r"(?!status(?![a-z0-9_-]))[a-z][a-z0-9_-]{0,31}"
+
+
+def init_app(app: Quart) -> None:
+    """Register the URL converters the routes use (before the blueprints)."""
+    app.url_map.converters["provider"] = ProviderConverter
 
 
 def known_provider(provider: str) -> str:

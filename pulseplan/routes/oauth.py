@@ -8,6 +8,7 @@ from quart import Blueprint
 from quart import Response
 from quart import jsonify
 from quart import request
+from quart_schema import document_response
 from quart_schema import tag
 from quart_schema import validate_querystring
 from quart_schema import validate_request
@@ -15,6 +16,7 @@ from quart_schema import validate_request
 from pulseplan.auth.guard import current_user
 from pulseplan.auth.guard import require_user
 from pulseplan.oauth.flows import Outcome
+from pulseplan.routes import schemas
 from pulseplan.routes.common import known_provider
 from pulseplan.routes.common import no_store
 from pulseplan.routes.common import title
@@ -39,8 +41,9 @@ class ConfirmBody(BaseModel):
     flow: str = Field(min_length=16, max_length=128)
 
 
-@blueprint.get("/<provider>/authorize")
+@blueprint.get("/<provider:provider>/authorize")
 @tag(["oauth"])
+@document_response(schemas.AuthorizationStart)
 @require_user
 @validate_querystring(AuthorizeQuery)
 async def authorize(provider: str, query_args: AuthorizeQuery) -> Response:
@@ -52,8 +55,9 @@ async def authorize(provider: str, query_args: AuthorizeQuery) -> Response:
     return no_store({"authorization_url": url, "expires_at": expires_at.isoformat()})
 
 
-@blueprint.get("/<provider>/callback")
+@blueprint.get("/<provider:provider>/callback")
 @tag(["oauth"])
+@document_response(schemas.CallbackResult)
 @validate_querystring(CallbackQuery)
 async def callback(provider: str, query_args: CallbackQuery) -> Response:
     """The provider redirects the browser here. Exchanges the code and sends the browser back to
@@ -82,8 +86,9 @@ def _finish(outcome: Outcome) -> Response:
     return response
 
 
-@blueprint.post("/<provider>/confirm")
+@blueprint.post("/<provider:provider>/confirm")
 @tag(["oauth"])
+@document_response(schemas.Stored, 201)
 @require_user
 @validate_request(ConfirmBody)
 async def confirm(provider: str, data: ConfirmBody) -> Response:

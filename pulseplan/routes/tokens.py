@@ -17,6 +17,7 @@ from pydantic import Field
 from quart import Blueprint
 from quart import Response
 from quart import jsonify
+from quart_schema import document_response
 from quart_schema import tag
 from quart_schema import validate_querystring
 from quart_schema import validate_request
@@ -25,6 +26,7 @@ from pulseplan.auth.guard import current_user
 from pulseplan.auth.guard import require_user
 from pulseplan.broker.results import TokenProblem
 from pulseplan.provider import TokenSet
+from pulseplan.routes import schemas
 from pulseplan.routes.common import known_provider
 from pulseplan.routes.common import no_store
 from pulseplan.routes.common import title
@@ -74,6 +76,7 @@ def connection_json(row: Connection, decryptable: bool) -> dict[str, Any]:
 
 @blueprint.get("/connections")
 @tag(["tokens"])
+@document_response(schemas.ConnectionList)
 @require_user
 async def list_connections() -> Response:
     """The user's connections with their health; never tokens."""
@@ -85,6 +88,7 @@ async def list_connections() -> Response:
 
 @blueprint.get("/connections/status")
 @tag(["tokens"])
+@document_response(schemas.ConnectedMap)
 @require_user
 async def connections_status() -> Response:
     """``{"google": true, ...}``: connected and usable, for every enabled provider."""
@@ -100,6 +104,7 @@ async def connections_status() -> Response:
 
 @blueprint.get("/tokens")
 @tag(["tokens"])
+@document_response(schemas.UserTokens)
 @require_user
 async def user_tokens() -> Response:
     """Fresh access tokens for every connected provider (refreshed first when near expiry)."""
@@ -116,8 +121,10 @@ async def user_tokens() -> Response:
     return no_store(tokens_body(user.id, providers, results))
 
 
-@blueprint.post("/connections/<provider>")
+@blueprint.post("/connections/<provider:provider>")
 @tag(["tokens"])
+@document_response(schemas.Stored, 201)
+@document_response(schemas.Stored, 200)
 @require_user
 @validate_request(TokenCreate)
 async def store_connection(provider: str, data: TokenCreate) -> Response:
@@ -157,8 +164,9 @@ async def store_connection(provider: str, data: TokenCreate) -> Response:
     )
 
 
-@blueprint.delete("/connections/<provider>")
+@blueprint.delete("/connections/<provider:provider>")
 @tag(["tokens"])
+@document_response(schemas.Removed)
 @require_user
 async def delete_connection(provider: str) -> Response:
     """Revoke at the provider (best effort, short retry), then delete. 404 when absent."""
@@ -186,8 +194,9 @@ async def delete_connection(provider: str) -> Response:
     )
 
 
-@blueprint.get("/connections/<provider>/status")
+@blueprint.get("/connections/<provider:provider>/status")
 @tag(["tokens"])
+@document_response(schemas.ConnectionStatus)
 @require_user
 async def connection_status(provider: str) -> Response:
     """One provider's connection state; ``connected: false`` when there is none."""
@@ -200,8 +209,9 @@ async def connection_status(provider: str) -> Response:
     return jsonify({"provider": provider, "connected": True, **body})
 
 
-@blueprint.post("/connections/<provider>/refresh")
+@blueprint.post("/connections/<provider:provider>/refresh")
 @tag(["tokens"])
+@document_response(schemas.Refreshed)
 @require_user
 async def force_refresh(provider: str) -> Response:
     """Refresh now, whatever the expiry. Returns the new expiry, not the token."""
@@ -238,8 +248,9 @@ async def force_refresh(provider: str) -> Response:
     )
 
 
-@blueprint.post("/connections/<provider>/validate")
+@blueprint.post("/connections/<provider:provider>/validate")
 @tag(["tokens"])
+@document_response(schemas.Validated)
 @require_user
 async def validate(provider: str) -> Response:
     """Ask the provider whether the current access token works."""
@@ -250,6 +261,7 @@ async def validate(provider: str) -> Response:
 
 @blueprint.get("/audit")
 @tag(["tokens"])
+@document_response(schemas.AuditList)
 @require_user
 @validate_querystring(AuditQuery)
 async def audit(query_args: AuditQuery) -> Response:

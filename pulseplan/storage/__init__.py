@@ -23,9 +23,16 @@ def make_storage(settings: Settings) -> Storage:
         except ImportError as exc:  # pragma: no cover - shipped with the package
             raise ConfigurationError([f"PostgreSQL backend unavailable: {exc}"]) from None
         return PostgresStorage(url, connections_table=table)
+    if url.startswith("supabase:"):  # SUPABASE_URL over REST (docs/supabase-rest.md)
+        from pulseplan.storage.supabase_rest import rest_storage_from_settings
+
+        return rest_storage_from_settings(settings)
     scheme = url.split(":", 1)[0] or "(empty)"
     raise ConfigurationError(
-        [f"DATABASE_URL scheme {scheme!r} is not supported (use sqlite:/// or postgresql://)"]
+        [
+            f"DATABASE_URL scheme {scheme!r} is not supported "
+            "(use sqlite:///, postgresql:// or supabase://)"
+        ]
     )
 
 

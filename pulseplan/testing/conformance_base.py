@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import pytest_asyncio
@@ -42,31 +41,31 @@ class ConformanceBase:
     pytestmark = pytest.mark.asyncio
 
     #: The provider name: the plugin's entry-point name and its ``ProviderSpec.name``.
-    provider: ClassVar[str]
+    provider: str
     #: The fake profile that behaves like the provider: ``standard``, ``google``,
     #: ``microsoft``, ``canvas`` or ``notion``.
-    profile: ClassVar[ProfileName] = "standard"
+    profile: ProfileName = "standard"
     #: A plugin object (module or instance) to register in-process; ``None`` tests the
     #: *installed* plugin found through the ``pulseplan`` entry-point group.
-    plugin: ClassVar[object | None] = None
+    plugin: object | None = None
     #: The fake's refresh-token rotation (``none``, ``strict``, ``rotate``, ``grace``);
     #: ``None`` takes the profile's, which is what the real provider does.
-    rotation: ClassVar[Rotation | None] = None
+    rotation: Rotation | None = None
     #: Whether disconnecting revokes at the provider. ``None``: the provider revokes when the
     #: profile has a revocation endpoint (Microsoft has none).
-    revocation: ClassVar[bool | None] = None
+    revocation: bool | None = None
     #: Whether the authorization URL must carry an S256 challenge with these settings.
     #: ``None``: what ``ProviderSpec.pkce`` says. Set it when the plugin gates PKCE behind a
     #: setting of its own (Canvas: ``CANVAS_PKCE``, off by default).
-    pkce: ClassVar[bool | None] = None
+    pkce: bool | None = None
     #: Whether the code exchange must record the account's email.
-    records_email: ClassVar[bool] = True
+    records_email: bool = True
     #: Extra settings (``{NAME}_SCOPES``, provider settings...) on top of the fake's.
-    env: ClassVar[Mapping[str, str]] = {}
+    env: Mapping[str, str] = {}
     #: Refresh failures and their classification; ``None``: ``default_refresh_faults(profile)``.
-    refresh_faults: ClassVar[Sequence[FaultCase] | None] = None
+    refresh_faults: Sequence[FaultCase] | None = None
     #: Code-exchange failures; ``None``: ``default_code_faults(profile)``.
-    code_faults: ClassVar[Sequence[FaultCase] | None] = None
+    code_faults: Sequence[FaultCase] | None = None
 
     # ------------------------------------------------------------------ pytest plumbing
 

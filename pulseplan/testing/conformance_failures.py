@@ -88,7 +88,8 @@ class FailureChecks(ConformanceBase):
         assert h.refresh_token(row) == before
         assert h.fake.is_live(before)
         served = (await h.tokens())[self.provider]
-        assert served is not None and h.fake.is_live(served["access_token"])
+        assert served is not None
+        assert h.fake.is_live(served["access_token"])
 
     async def test_code_exchange_fault_is_classified(
         self, conformance: Harness, code_fault: FaultCase

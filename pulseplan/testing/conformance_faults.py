@@ -89,7 +89,9 @@ PROFILE_REFRESH_FAULTS: dict[str, tuple[FaultCase, ...]] = {
         FaultCase("canvas_rate_limit", "transient"),
     ),
     "notion": (
-        FaultCase("notion_error", "needs_reauth", {"code": "invalid_grant"}, "notion_invalid_grant"),
+        FaultCase(
+            "notion_error", "needs_reauth", {"code": "invalid_grant"}, "notion_invalid_grant"
+        ),
         FaultCase("notion_error", "error", {"code": "invalid_client"}, "notion_invalid_client"),
         FaultCase("notion_error", "transient", {"code": "rate_limited"}, "notion_rate_limited"),
         FaultCase("notion_error", "transient", {"code": "service_overload"}, "notion_529"),

@@ -32,7 +32,8 @@ class LifecycleChecks(ConformanceBase):
         assert info.settings is not None
         assert info.configured, f"not configured from the fake's env: {info.settings.problems}"
         if self.plugin is None:
-            assert info.package and info.version, "an installed plugin has a distribution"
+            assert info.package, "an installed plugin comes from a distribution"
+            assert info.version
         listed = await (await h.vault.client.get("/api/v1/providers")).get_json()
         names = {p["name"]: p for p in listed["providers"]}
         assert names[self.provider]["configured"] is True
@@ -178,7 +179,8 @@ class LifecycleChecks(ConformanceBase):
             assert after == before
         else:
             assert after != before, "the rotated refresh token was not stored"
-        assert after is not None and h.fake.is_live(after)
+        assert after is not None
+        assert h.fake.is_live(after)
 
     async def test_refresh_without_refresh_token_keeps_the_old_one(
         self, conformance: Harness
@@ -190,7 +192,8 @@ class LifecycleChecks(ConformanceBase):
         assert (await h.refresh_now()).status_code == 200
         row = await h.stored()
         assert h.refresh_token(row) == before
-        assert before is not None and h.fake.is_live(before)
+        assert before is not None
+        assert h.fake.is_live(before)
         assert h.fake.is_live(h.access_token(row))
 
     async def test_expiring_token_is_refreshed_on_fetch(self, conformance: Harness) -> None:
@@ -229,7 +232,8 @@ class LifecycleChecks(ConformanceBase):
         # and the plugin must make the provider issue it although consent was given before
         # (Google: prompt=consent).
         lost = await h.runtime.storage.update_connection(row.id, row.version, refresh_token=None)
-        assert lost is not None and lost.refresh_token is None
+        assert lost is not None
+        assert lost.refresh_token is None
         refresh = h.refresh_token(await h.connect())
         assert refresh is not None, "the provider issued no refresh token on reconnect"
         assert h.fake.is_live(refresh)
@@ -271,7 +275,8 @@ class LifecycleChecks(ConformanceBase):
         assert body["revoked"] is True, body["revocation"]
         assert h.fake.count("revoke", ok=True) >= 1
         grant = h.fake.grant_info(access)
-        assert grant is not None and grant.revoked_reason is not None, "the grant is still live"
+        assert grant is not None
+        assert grant.revoked_reason is not None, "the grant is still live at the provider"
         assert not h.fake.is_live(access)
         assert refresh is None or not h.fake.is_live(refresh)
         assert await h.events() == ["connected", "disconnected"]

@@ -42,12 +42,19 @@ class ErrorBody(BaseModel):
 
 
 class PulsePlanOpenAPI(OpenAPIProvider):
-    """Adds the JSON error body as the ``default`` response of every operation, so clients (and
-    schemathesis) know that any status outside the documented ones carries ``ErrorBody``."""
+    """quart-schema's document, made precise enough for clients and for schemathesis:
+
+    * the JSON error body is the ``default`` response of every operation;
+    * ``provider`` path parameters are an enum of this server's enabled providers and
+      ``user_id`` is a UUID, so generated requests reach real code instead of 404s;
+    * request bodies the routes validate are marked required.
+    """
 
     def schema(self) -> dict[str, Any]:
         schema = super().schema()
         error = ErrorBody.model_json_schema()
+        runtime = self._app.extensions.get("pulseplan")
+        providers = runtime.plugins.providers if runtime is not None else []
         for operations in schema.get("paths", {}).values():
             for operation in operations.values():
                 if not isinstance(operation, dict):
@@ -62,6 +69,15 @@ class PulsePlanOpenAPI(OpenAPIProvider):
                         "content": {"application/json": {"schema": error}},
                     },
                 )
+                if "requestBody" in operation:
+                    operation["requestBody"]["required"] = True
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") != "path":
+                        continue
+                    if parameter["name"] == "provider" and providers:
+                        parameter["schema"] = {"type": "string", "enum": providers}
+                    elif parameter["name"] == "user_id":
+                        parameter["schema"] = {"type": "string", "format": "uuid"}
         return schema
 
 

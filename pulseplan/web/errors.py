@@ -16,7 +16,9 @@ from pydantic import ValidationError
 from quart import Quart
 from quart import Response
 from quart import jsonify
+from quart.wrappers import Request
 from quart_schema import RequestSchemaValidationError
+from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
 
 from pulseplan.errors import ApiError
@@ -56,7 +58,21 @@ def field_errors(exc: Exception) -> list[dict[str, Any]]:
     ]
 
 
+class SafeRequest(Request):
+    """A request whose body decoding failures are the client's error (400), not ours (500)."""
+
+    async def get_data(  # type: ignore[override]
+        self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
+    ) -> str | bytes:
+        try:
+            return await super().get_data(cache, as_text, parse_form_data)
+        except UnicodeDecodeError:
+            raise BadRequest("request body is not valid UTF-8") from None
+
+
 def init_app(app: Quart) -> None:
+    app.request_class = SafeRequest
+
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.detail, exc.code, headers=exc.headers, **exc.extra)

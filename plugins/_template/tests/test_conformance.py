@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pulseplan_myprovider
+
 from pulseplan.testing.conformance import ProviderConformance
 
 

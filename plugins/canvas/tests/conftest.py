@@ -17,9 +17,9 @@ from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
 import httpx
+import pulseplan_canvas
 import pytest
 
-import pulseplan_canvas
 from pulseplan import ProviderContext
 from pulseplan import TokenSet
 from pulseplan.provider_config import resolve

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pulseplan_canvas
+
 from pulseplan.testing.fake_provider import FakeProvider
 from pulseplan.testing.vault import new_user
 

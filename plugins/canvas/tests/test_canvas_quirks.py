@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pulseplan_canvas
 import pytest
 
-import pulseplan_canvas
 from pulseplan import ProviderMisconfigured
 from pulseplan import ProviderUnavailable
 from pulseplan import ReconnectRequired
@@ -199,7 +199,7 @@ async def test_refresh_errors_are_classified(
     h = canvas()
     tokens = await h.connect()
     assert tokens.refresh_token is not None
-    h.fake.fail_next("refresh", fault, **options)  # type: ignore[arg-type]
+    h.fake.fail_next("refresh", fault, **options)
     with pytest.raises(kinds[expected]) as failure:
         await pulseplan_canvas.refresh(h.ctx, tokens.refresh_token, (), h.metadata())
     if error is not None:

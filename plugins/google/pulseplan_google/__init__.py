@@ -165,7 +165,7 @@ async def revoke(
             supported=False,
             detail="no Google revocation endpoint is configured; tokens deleted locally",
         )
-    token = access_token or refresh_token
+    token = refresh_token or access_token
     if not token:
         return Revocation(revoked=False, detail="no token to revoke")
     response = await wire.revoke(provider, url, token)

@@ -1,5 +1,10 @@
-"""Test configuration: the PulsePlan plugin author kit, and a harness that drives the Google
-plugin's hooks through a real plugin manager against the fake Google over loopback."""
+"""Test configuration: the PulsePlan plugin author kit's fixtures, and a harness that drives the
+Google plugin's hooks through a real plugin manager against the kit's fake Google over loopback.
+
+A stand-alone plugin repository would write ``pytest_plugins = ["pulseplan.testing"]`` here.
+Inside the PulsePlan tree this conftest is not top-level, and pytest refuses ``pytest_plugins``
+in a non-top-level conftest when the whole suite runs, so the fixtures are imported instead.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
-from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
@@ -22,13 +26,12 @@ import pytest
 from pulseplan import TokenSet
 from pulseplan.plugins import PluginHost
 from pulseplan.settings import Settings
+from pulseplan.testing.fake_provider import FakeProvider
+from pulseplan.testing.fixtures import fake_provider
+from pulseplan.testing.fixtures import pulseplan_vault
+from pulseplan.testing.vault import TEST_SECRETS
 
-if TYPE_CHECKING:
-    # Imported lazily at run time: importing pulseplan.testing before pytest registers it
-    # as a plugin would stop pytest from rewriting its asserts.
-    from pulseplan.testing.fake_provider import FakeProvider
-
-pytest_plugins = ["pulseplan.testing"]
+__all__ = ["fake_provider", "google", "pulseplan_vault"]
 
 NAME = "google"
 #: Never contacted: the harness reads the callback URL instead of following it.
@@ -96,8 +99,6 @@ class GoogleHarness:
 
 
 def google_settings(tmp_path: Path, env: dict[str, str]) -> Settings:
-    from pulseplan.testing.vault import TEST_SECRETS
-
     merged = {
         **TEST_SECRETS,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.db'}",

@@ -1,4 +1,4 @@
-"""The microsoft plugin against the conformance suite, with the fake speaking Microsoft's protocol."""
+"""The microsoft plugin against the conformance suite, the fake speaking Microsoft's protocol."""
 
 from __future__ import annotations
 

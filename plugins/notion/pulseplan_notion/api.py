@@ -90,7 +90,7 @@ async def revoke(
     error = classify(response, provider=provider.name, operation="revocation")
     if isinstance(error, ProviderUnavailable):
         raise error
-    if False:
+    if error.error in ALREADY_INVALID:
         return Revocation(revoked=True, detail="Notion reports the token already invalid")
     raise error
 

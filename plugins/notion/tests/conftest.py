@@ -18,9 +18,9 @@ from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
 import httpx
+import pulseplan_notion
 import pytest
 
-import pulseplan_notion
 from pulseplan import ProviderContext
 from pulseplan import TokenSet
 from pulseplan.provider_config import resolve
@@ -56,7 +56,9 @@ class NotionHarness:
     async def connect(self) -> TokenSet:
         """Consent at the fake and exchange the code through the plugin's ``authorize``."""
         callback = self.fake.consent(self.authorization_url())
-        return await pulseplan_notion.authorize(self.ctx, query(callback)["code"], REDIRECT_URI, None)
+        return await pulseplan_notion.authorize(
+            self.ctx, query(callback)["code"], REDIRECT_URI, None
+        )
 
     def last(self, path_end: str) -> httpx.Request:
         return [r for r in self.sent if r.url.path.endswith(path_end)][-1]

@@ -8,9 +8,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pulseplan_notion
 import pytest
 
-import pulseplan_notion
 from pulseplan import ProviderMisconfigured
 from pulseplan import ProviderUnavailable
 from pulseplan import ReconnectRequired
@@ -47,6 +47,15 @@ async def test_every_request_carries_the_pinned_notion_version(notion: Make) -> 
     assert paths == ["/v1/oauth/token", "/v1/oauth/token", "/v1/users/me", "/v1/oauth/revoke"]
     assert {r.headers.get("Notion-Version") for r in h.sent} == {DEFAULT_VERSION}
     assert all(call.ok for call in h.fake.calls() if call.endpoint != "authorize")
+
+
+async def test_the_spec_declares_the_header_for_the_hosts_own_calls(notion: Make) -> None:
+    """The host's standard client (used by hooks the plugin leaves to it) sends it too."""
+    h = notion()
+    tokens = await h.connect()
+    me = await h.ctx.standard.userinfo(tokens.access_token)
+    assert me["object"] == "user"
+    assert h.sent[-1].headers["Notion-Version"] == DEFAULT_VERSION
 
 
 async def test_notion_version_can_be_overridden(notion: Make) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pulseplan_example
+
 from pulseplan.testing.conformance import FaultCase
 from pulseplan.testing.conformance import ProviderConformance
 from pulseplan.testing.conformance import default_refresh_faults

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pulseplan_example
 import pytest
 
-import pulseplan_example
 from pulseplan import ProviderMisconfigured
 from pulseplan import ReconnectRequired
 from pulseplan.testing.fake_provider import FakeProvider
