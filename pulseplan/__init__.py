@@ -26,6 +26,11 @@ from pulseplan.provider import Revocation
 from pulseplan.provider import SettingSpec
 from pulseplan.provider import TokenSet
 from pulseplan.provider import Validation
+from pulseplan.provider_config import check_url
+from pulseplan.standard import StandardOAuth2
+from pulseplan.standard import classify
+from pulseplan.standard import parse_error_body
+from pulseplan.standard import retry_after_seconds
 
 __all__ = [
     "ConnectionEvent",
@@ -38,8 +43,13 @@ __all__ = [
     "ReconnectRequired",
     "Revocation",
     "SettingSpec",
+    "StandardOAuth2",
     "TokenSet",
     "Validation",
     "__version__",
+    "check_url",
+    "classify",
     "hookimpl",
+    "parse_error_body",
+    "retry_after_seconds",
 ]

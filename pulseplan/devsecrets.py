@@ -41,6 +41,8 @@ def dev_secrets(
     missing value is generated and appended. Returns ``(values, names_generated_now)``.
     """
     missing = [name for name in GENERATORS if not environ.get(name)]
+    if environ.get("TOKEN_ENCRYPTION_KEYS") and "TOKEN_ENCRYPTION_KEY" in missing:
+        missing.remove("TOKEN_ENCRYPTION_KEY")  # a configured ring replaces the single key
     if not missing:
         return {}, ()
     path = data_dir / FILENAME

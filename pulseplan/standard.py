@@ -79,6 +79,7 @@ TRANSIENT_ERRORS = frozenset(
     }
 )
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 529})
+MAX_LIFETIME = 10 * 365 * 24 * 3600
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -147,7 +148,8 @@ def expires_at_from(data: dict[str, Any], now: datetime | None = None) -> dateti
         seconds = int(float(raw))
     except (TypeError, ValueError):
         return None
-    return (now or datetime.now(UTC)) + timedelta(seconds=max(seconds, 0))
+    # Clamp: a provider (or a fake) answering expires_in=1e15 must not overflow datetime.
+    return (now or datetime.now(UTC)) + timedelta(seconds=min(max(seconds, 0), MAX_LIFETIME))
 
 
 class StandardOAuth2:

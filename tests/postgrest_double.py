@@ -61,6 +61,8 @@ IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 OPERATORS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 IS_VALUES = {"null": "NULL", "true": "TRUE", "false": "FALSE"}
 RESERVED = frozenset({"select", "order", "limit", "offset"})
+#: ``?columns="a","b"``: which JSON keys an insert takes (postgrest-py sends it for arrays).
+COLUMNS_PARAM = "columns"
 
 _COLUMNS_SQL = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod)
@@ -208,7 +210,10 @@ class PostgrestDouble:
 
     def _authenticate(self) -> dict[str, Any]:
         if request.headers.get("apikey") not in (self.anon_key, self.service_key):
-            raise Refusal(401, "401", "Invalid API key")  # the gateway, before PostgREST
+            # Supabase's API gateway answers before PostgREST, with no `code`.
+            refusal = Refusal(401, "", "Invalid API key")
+            refusal.body = {"message": "Invalid API key", "hint": "Double check your API key."}
+            raise refusal
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return {"role": "anon"}
@@ -287,6 +292,8 @@ class PostgrestDouble:
             if not rows or not all(isinstance(r, dict) for r in rows):
                 raise Refusal(400, "PGRST102", "insert body must be an object or an array")
             names = sorted({key for row in rows for key in row})
+            if (listed := request.args.get(COLUMNS_PARAM)) is not None:
+                names = [name.strip().strip('"') for name in listed.split(",")]
             self._known(columns, names)
             cols = ", ".join(_ident(n) for n in names)
             params.append(json.dumps(rows))
@@ -345,7 +352,7 @@ class PostgrestDouble:
     def _filters(self, columns: dict[str, str], params: list[Any]) -> str:
         clauses = []
         for key, value in request.args.items(multi=True):
-            if key in RESERVED:
+            if key in RESERVED or (key == COLUMNS_PARAM and request.method == "POST"):
                 continue
             self._known(columns, [key])
             operator, _, operand = value.partition(".")

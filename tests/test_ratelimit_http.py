@@ -17,6 +17,7 @@ from pulseplan.app import create_app
 from pulseplan.auth import create_agent
 from pulseplan.auth.guard import AGENTS_EXTENSION
 from pulseplan.auth.guard import auth_state
+from pulseplan.observability import metrics
 from pulseplan.settings import Settings
 from pulseplan.web.ratelimit import current_limiter
 from pulseplan.web.ratelimit import exempt
@@ -32,6 +33,10 @@ PASSWORD = "redis-password-canary-0123"
 def peer(address: str) -> dict[str, Any]:
     """Test-client keyword arguments making the request come from ``address``."""
     return {"scope_base": {"client": (address, 40000)}}
+
+
+def rejections(group: str, family: str = "pulseplan_ratelimit_rejections_total") -> float:
+    return metrics.REGISTRY.get_sample_value(family, {"group": group}) or 0.0
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -65,6 +70,7 @@ async def test_rate_limiting_is_off_by_default_in_development(
 async def test_limited_user_route_gets_429_json_with_headers(
     make_settings: Callable[..., Settings],
 ) -> None:
+    rejections_before = rejections("tokens")
     async with limited(make_settings, RATE_LIMIT_TOKENS="3/60") as app:
         token = user_token(make_settings())
         responses = [await get(app, STATUS, headers=bearer(token)) for _ in range(4)]
@@ -85,6 +91,7 @@ async def test_limited_user_route_gets_429_json_with_headers(
         }
         assert "retry in" in body["detail"]
         assert current_limiter(app).stats[("tokens", "rejected")] == 1  # type: ignore[union-attr]
+    assert rejections("tokens") == rejections_before + 1
 
 
 async def test_subject_is_the_verified_user_not_the_address(
@@ -210,6 +217,7 @@ async def test_redis_down_follows_each_groups_failure_mode(
     make_settings: Callable[..., Settings], logs: list[str]
 ) -> None:
     closed_port = free_port()  # nothing listens there
+    errors_before = rejections("oauth_callback", "pulseplan_ratelimit_backend_errors_total")
     async with limited(
         make_settings,
         REDIS_URL=f"redis://:{PASSWORD}@127.0.0.1:{closed_port}/0",
@@ -232,6 +240,8 @@ async def test_redis_down_follows_each_groups_failure_mode(
         assert stats[("oauth_callback", "failed_closed")] == 1
     assert any("rate limiter backend redis unavailable" in line for line in logs)
     assert PASSWORD not in "".join(logs)
+    errors_after = rejections("oauth_callback", "pulseplan_ratelimit_backend_errors_total")
+    assert errors_after == errors_before + 1
 
 
 async def test_redis_down_with_every_group_open(

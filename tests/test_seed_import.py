@@ -28,10 +28,16 @@ from pulseplan.crypto import generate_key
 from pulseplan.crypto import load_keyring
 from pulseplan.crypto.config import KeyConfig
 from pulseplan.errors import ConfigurationError
+from pulseplan.seedimport import ImportReport
 from pulseplan.seedimport import import_seed
 from pulseplan.seedimport import open_source
+from pulseplan.seedimport.rows import RowProblem
+from pulseplan.seedimport.rows import normalize
+from pulseplan.seedimport.rows import parse_scopes
+from pulseplan.seedimport.rows import parse_time
 from pulseplan.settings import Settings
 from pulseplan.storage.models import Connection
+from pulseplan.storage.models import NewConnection
 from pulseplan.storage.sqlite import SQLiteStorage
 from pulseplan.testing.users import user_token
 from tests.conftest import BASE_ENV
@@ -362,6 +368,93 @@ async def test_the_wrong_encoding_reports_rows_instead_of_importing_garbage(
         assert row.metadata["seed_import"]["row_id"] == "r01"
     finally:
         await storage.close()
+
+
+async def test_reruns_update_newer_seed_rows_and_never_overwrite_pulseplan_connections(
+    tmp_path: Path,
+) -> None:
+    seed_db = tmp_path / "seed.db"
+    write_sqlite(seed_db, HEAD_DDL, "oauth_tokens", seed_rows()[:3])
+    ring = KeyConfig(keys=f"v2:{generate_key()}", seed_key=HEX_KEY, seed_encoding="both")
+    cipher = TokenCipher(load_keyring(ring))
+    storage = SQLiteStorage(str(tmp_path / "pp.db"))
+    await storage.open()
+    await storage.migrate()
+
+    async def run() -> ImportReport:
+        async with open_source(f"sqlite:///{seed_db}", table="oauth_tokens") as source:
+            return await import_seed(source, storage, cipher, enabled=["google", "microsoft"])
+
+    def access(row: Connection | None) -> str:
+        assert row is not None
+        return cipher.decrypt(
+            row.access_token, user_id=row.user_id, provider=row.provider, field="access_token"
+        )
+
+    try:
+        # B connected in PulsePlan itself before the import: PulsePlan's connection wins.
+        native = cipher.encrypt(
+            "EwB-native-B", user_id=B, provider="microsoft", field="access_token"
+        )
+        await storage.upsert_connection(
+            NewConnection(B, "microsoft", native, None, expires_at=None, scopes=())
+        )
+        first = await run()
+        assert (first.created, first.kept, first.merged) == (1, 1, 1)
+        assert access(await storage.get_connection(B, "microsoft")) == "EwB-native-B"
+
+        # The seed kept running and refreshed A's gmail row after the first import.
+        newer = seed_encrypt(HEX_KEY, A.upper(), "ya29.A-gmail-2", encoding="base64")
+        with closing(sqlite3.connect(seed_db)) as db, db:
+            db.execute(
+                "UPDATE oauth_tokens SET access_token = ?, updated_at = ? WHERE id = 'r02'",
+                (newer, "2025-11-11T00:00:00"),
+            )
+        second = await run()
+        assert (second.updated, second.kept, second.created) == (1, 1, 0)
+        assert access(await storage.get_connection(A, "google")) == "ya29.A-gmail-2"
+
+        third = await run()
+        assert (third.unchanged, third.updated, third.kept) == (1, 0, 1)
+    finally:
+        await storage.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "scopes"),
+    [
+        (["a", "b", "a"], ("a", "b")),
+        ('{a,"b c",NULL}', ("a", "b c")),
+        ('["x", "y"]', ("x", "y")),
+        ("openid  email,profile", ("openid", "email", "profile")),
+        (None, ()),
+    ],
+)
+def test_scopes_in_every_shape_the_seed_stored(value: object, scopes: tuple[str, ...]) -> None:
+    assert parse_scopes(value) == scopes
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2025-09-03T10:00:00",
+        "2025-09-03 10:00:00+00",
+        "2025-09-03T12:00:00+02:00",
+        "2025-09-03T10:00:00Z",
+        1756893600,
+        1756893600000,
+        datetime(2025, 9, 3, 10, 0),
+    ],
+)
+def test_timestamps_naive_or_not_are_utc(value: object) -> None:
+    assert parse_time(value, "expires_at") == datetime(2025, 9, 3, 10, 0, tzinfo=UTC)
+
+
+def test_unreadable_columns_are_reported_without_their_value() -> None:
+    with pytest.raises(RowProblem, match=r"^expires_at is not an ISO 8601 timestamp$"):
+        normalize({"id": "r1", "expires_at": "ya29.not-a-date"}, 1)
+    with pytest.raises(RowProblem, match=r"^is_active is not a boolean$"):
+        normalize({"id": "r1", "is_active": "maybe"}, 1)
 
 
 async def test_sources_refuse_what_is_not_a_seed_table(tmp_path: Path) -> None:

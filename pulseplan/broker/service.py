@@ -163,12 +163,9 @@ class TokenBroker:
         return Disconnection(deleted, revocation)
 
     async def _revoke(self, row: Connection) -> Revocation:
-        if not self.plugins.spec(row.provider).supports_revoke:
-            return Revocation(
-                revoked=False,
-                supported=False,
-                detail=f"{row.provider} has no revocation endpoint; tokens deleted locally",
-            )
+        # The hook runs even for providers without revocation: the plugin knows what to tell the
+        # user (Microsoft: where to remove the app's access); the standard answers
+        # ``supported=False`` when there is no endpoint.
         try:
             access = self.codec.decrypt(row, "access_token")
             refresh = self.codec.decrypt(row, "refresh_token")

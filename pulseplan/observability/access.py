@@ -57,10 +57,14 @@ def log_path() -> str:
     return path if len(path) <= MAX_PATH else path[:MAX_PATH] + "..."
 
 
+CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
 def route_template() -> str:
     """The matched URL rule (``/api/v1/tokens/connections/<provider>``), never the raw path."""
     rule = request.url_rule
-    return rule.rule if rule is not None else UNMATCHED
+    # Drop converter names (<provider:provider> -> <provider>): labels stay stable.
+    return CONVERTER.sub(r"<\1>", rule.rule) if rule is not None else UNMATCHED
 
 
 async def start_request() -> None:

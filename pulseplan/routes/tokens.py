@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime
+from typing import Annotated
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic import Field
+from pydantic import field_validator
 from quart import Blueprint
 from quart import Response
 from quart import jsonify
@@ -35,6 +37,8 @@ from pulseplan.runtime import current_runtime
 from pulseplan.storage.models import Connection
 
 blueprint = Blueprint("tokens", __name__, url_prefix="/api/v1/tokens")
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class TokenCreate(BaseModel):
@@ -43,9 +47,31 @@ class TokenCreate(BaseModel):
     provider: str | None = Field(default=None, description="Ignored; the path names it")
     access_token: str = Field(min_length=1, max_length=8192)
     refresh_token: str | None = Field(default=None, min_length=1, max_length=8192)
-    expires_at: datetime | None = None
-    scopes: list[str] = Field(default_factory=list, max_length=100)
+    expires_at: datetime | None = Field(
+        default=None, description="ISO 8601; naive values are taken as UTC (the seed sent those)"
+    )
+    scopes: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=100
+    )
     email: str | None = Field(default=None, max_length=320)
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _iso_string(cls, value: object) -> object:
+        # Pydantic would read 0 or 1.5e9 as a timestamp; the contract is an ISO 8601 string.
+        if value is not None and not isinstance(value, str):
+            raise ValueError("expires_at must be an ISO 8601 date-time string")
+        return value
+
+    @field_validator("expires_at")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        if not EARLIEST <= aware <= LATEST:
+            raise ValueError("expires_at must be between 2000 and 2200")
+        return aware
 
 
 class AuditQuery(BaseModel):
@@ -133,8 +159,6 @@ async def store_connection(provider: str, data: TokenCreate) -> Response:
     runtime = current_runtime()
     user = current_user()
     expires = data.expires_at
-    if expires is not None and expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)  # the seed sent naive UTC timestamps
     row, created = await runtime.broker.store(
         user.id,
         provider,

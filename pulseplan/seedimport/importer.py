@@ -136,11 +136,11 @@ class SeedImporter:
         if not rows:
             return
         converted = await asyncio.to_thread(self._convert_all, rows)
-        by_provider: dict[str, list[Converted]] = {}
+        connections: dict[tuple[str, str], list[Converted]] = {}
         for item in converted:
-            by_provider.setdefault(item.provider, []).append(item)
-        for provider in sorted(by_provider):
-            await self._connection(by_provider[provider])
+            connections.setdefault((item.user_id, item.provider), []).append(item)
+        for key in sorted(connections):
+            await self._connection(connections[key])
 
     async def _connection(self, group: list[Converted]) -> None:
         report = self.report
@@ -160,8 +160,11 @@ class SeedImporter:
         if self.read_existing:
             existing = await self.storage.get_connection(kept.user_id, kept.provider)
         action = merge.decide(existing, report.table, kept)
-        if action in ("unchanged", "kept"):
-            setattr(report, action, getattr(report, action) + 1)
+        if action == "unchanged":
+            report.unchanged += 1
+            return
+        if action == "kept":
+            report.kept += 1
             return
         report.created += action == "create"
         report.updated += action == "update"

@@ -23,19 +23,19 @@ becomes a 503 the caller may retry), HTTP/1.1.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import re
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 from typing import Literal
-from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
-from postgrest import APIError
 from postgrest import AsyncPostgrestClient
-from postgrest._async.request_builder import AsyncRequestBuilder
-from postgrest._async.request_builder import AsyncRPCFilterRequestBuilder
+from postgrest import AsyncRequestBuilder
+from postgrest import AsyncRPCFilterRequestBuilder
 from postgrest.base_request_builder import RequestConfig
 
 from pulseplan.errors import ConfigurationError
@@ -49,6 +49,7 @@ MISSING_TABLE = frozenset({"PGRST205", "42P01"})
 MISSING_FUNCTION = frozenset({"PGRST202", "42883"})
 #: PostgREST cannot reach or load the database (PGRST000-PGRST003).
 _DATABASE_DOWN = frozenset({"PGRST000", "PGRST001", "PGRST002", "PGRST003"})
+REST_PATH = "/rest/v1"
 _CONSTRAINT = re.compile(r'constraint "([A-Za-z0-9_]{1,63})"')
 
 
@@ -66,23 +67,46 @@ class RestError(StorageError):
         self.constraint = constraint
 
 
-def rest_error(exc: APIError) -> RestError:
-    """The :class:`RestError` for a PostgREST (or gateway) error answer."""
-    code = str(exc.code or "")
-    if code.startswith("PGRST3") or code in ("401", "403"):
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    """PostgREST's JSON error object, or ``{}`` (a proxy's HTML page, an empty body)."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def rest_error(status: int, body: dict[str, Any]) -> RestError:
+    """The :class:`RestError` for an error answer: HTTP ``status`` and PostgREST's JSON
+    ``body`` (``{}`` when there was none). Only the ``code`` and the status are kept."""
+    raw = body.get("code")
+    code = raw if isinstance(raw, str) and raw else str(status)
+    if code == "42501":
+        text = "Supabase refused the statement (42501: row-level security or grants)"
+    elif code.startswith("PGRST3") or status == 401 or (status == 403 and code.isdigit()):
+        # PostgREST's JWT errors, and the API gateway's "Invalid API key" (no code).
         text = f"Supabase REST refused the credentials ({code})"
     elif code in MISSING_TABLE:
         text = f"Supabase schema is missing ({code}); apply PulsePlan's migrations"
     elif code in MISSING_FUNCTION:
         text = f"Supabase REST function missing ({code}); apply migration 0002_rest_functions"
-    elif code in _DATABASE_DOWN or (code.isdigit() and code.startswith("5")):
+    elif code in _DATABASE_DOWN or (status >= 500 and code.isdigit()):
         text = f"Supabase database unavailable ({code})"
-    elif code == "42501":
-        text = "Supabase refused the statement (42501: row-level security or grants)"
     else:
-        text = f"Supabase REST request failed ({code or 'no code'})"
-    found = _CONSTRAINT.search(str(exc.message or "")) if code == "23505" else None
-    return RestError(text, code=code or None, constraint=found.group(1) if found else None)
+        text = f"Supabase REST request failed ({code}, HTTP {status})"
+    message = body.get("message")
+    found = _CONSTRAINT.search(message) if code == "23505" and isinstance(message, str) else None
+    return RestError(text, code=code, constraint=found.group(1) if found else None)
+
+
+def _decoded(response: httpx.Response) -> Any:
+    """A success answer's JSON (``[]`` for an empty body, as after ``return=minimal``)."""
+    if not response.content:
+        return []
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None  # not JSON: the caller's shape check reports it
 
 
 def network_error(exc: httpx.HTTPError) -> RestError:
@@ -100,11 +124,26 @@ def rest_base_url(supabase_url: str) -> str:
         raise ConfigurationError(["SUPABASE_URL must be an http(s):// URL"])
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigurationError(["SUPABASE_URL must not carry credentials, a query or fragment"])
-    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/rest/v1"
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}{REST_PATH}"
 
 
-class _Builder(Protocol):
-    request: RequestConfig[httpx.AsyncClient]
+class _StripRestQueries(logging.Filter):
+    """Drops the query string from httpx's ``HTTP Request: GET <url>`` lines for PostgREST
+    URLs: PostgREST filters carry user ids, connection ids and agent secret hashes, which
+    belong in no log line (PulsePlan hashes user ids in logs). The line itself stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 2:
+            url = args[1]
+            if isinstance(url, httpx.URL) and f"{REST_PATH}/" in url.path:
+                record.args = (args[0], url.copy_with(query=None), *args[2:])
+        return True
+
+
+#: httpx logs every request at INFO on this logger.
+_HTTPX_LOGGER = logging.getLogger("httpx")
+_STRIP = _StripRestQueries()
 
 
 @dataclass(frozen=True)
@@ -143,6 +182,8 @@ class RestClient:
         """Create the HTTP client (connections are made on demand). Idempotent."""
         if self._rest is not None:
             return
+        if _STRIP not in _HTTPX_LOGGER.filters:
+            _HTTPX_LOGGER.addFilter(_STRIP)
         self._http = self._given_http or httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(self.timeout),
@@ -174,7 +215,7 @@ class RestClient:
         """``POST /rpc/<function>`` with ``params`` as the JSON body."""
         return self.rest.rpc(function, params)
 
-    def bind(self, builder: _Builder, scope: Scope) -> Literal["user", "service"]:
+    def bind(self, builder: Any, scope: Scope) -> Literal["user", "service"]:
         """Put the credentials for ``scope`` on this one request; return which were used."""
         headers = builder.request.headers
         forwarded = forwarded_user_jwt() if scope == "user" else None
@@ -203,22 +244,25 @@ class RestClient:
         """Run a request with ``scope``'s credentials and return the decoded body.
 
         :raises RestError: network failure, time-out or an error answer. Raised outside the
-            ``except`` block so the httpx or postgrest exception (whose request holds the
-            headers) is neither its cause nor its context.
+            ``except`` block so the httpx exception (whose request holds the headers) is
+            neither its cause nor its context.
         """
         self.bind(builder, scope)
+        request: RequestConfig[httpx.AsyncClient] = builder.request
         failure: RestError
         try:
             async with asyncio.timeout(within or self.timeout):
-                response = await builder.execute()
-        except APIError as exc:
-            failure = rest_error(exc)
+                # postgrest-py builds the request; the answer is read here, where the HTTP
+                # status is still known (its APIError drops it) and nothing is retried.
+                response: httpx.Response = await request.send(httpx.Headers())
         except httpx.HTTPError as exc:
             failure = network_error(exc)
         except TimeoutError:
             failure = RestError("Supabase REST did not answer in time")
         else:
-            return response.data
+            if response.is_success:
+                return _decoded(response)
+            failure = rest_error(response.status_code, _error_body(response))
         raise failure
 
 

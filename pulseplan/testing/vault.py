@@ -201,9 +201,7 @@ async def running_vault(
             host = PluginHost(settings, extra_plugins=[("events", events)])
         else:
             settings = Settings.load(merged, env_file=None, generate_dev_secrets=False)
-            registered = plugins or [
-                (name, StandardTestProvider(name)) for name in providers
-            ]
+            registered = plugins or [(name, StandardTestProvider(name)) for name in providers]
             host = PluginHost(
                 settings, load_entrypoints=False, extra_plugins=[*registered, ("events", events)]
             )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from pulseplan.observability import metrics
 from pulseplan.web.ratelimit.backends import Backend
 from pulseplan.web.ratelimit.backends import BackendUnavailable
 from pulseplan.web.ratelimit.backends import MemoryBackend
@@ -88,8 +89,9 @@ class RateLimiter:
     :param clock: wall-clock seconds (shared by every worker: windows live in Redis).
     :param log_interval: at most one "backend unavailable" log line per this many seconds.
 
-    :attr:`stats` counts every decision by ``(group, outcome)``, outcomes in :data:`OUTCOMES`,
-    for the metrics layer to read.
+    :attr:`stats` counts every decision by ``(group, outcome)``, outcomes in :data:`OUTCOMES`;
+    refusals and backend failures also go to :mod:`pulseplan.observability.metrics`
+    (``pulseplan_ratelimit_rejections``, ``pulseplan_ratelimit_backend_errors``).
     """
 
     def __init__(
@@ -157,11 +159,14 @@ class RateLimiter:
         )
         if record or not decision.allowed:
             self.stats[(group, "allowed" if decision.allowed else "rejected")] += 1
+        if not decision.allowed:
+            metrics.ratelimit_rejected(group)
         return decision
 
     def _degraded(self, policy: GroupPolicy, reason: str) -> None:
         outcome = "failed_open" if policy.failure_mode == "open" else "failed_closed"
         self.stats[(policy.name, outcome)] += 1
+        metrics.ratelimit_backend_error(policy.name)
         # One line per interval, not one per request: an outage must not flood the logs.
         now = time.monotonic()
         if self._last_log is not None and now - self._last_log < self.log_interval:
