@@ -28,14 +28,11 @@ from pulseplan.errors import PluginError
 from pulseplan.plugins import PluginHost
 from pulseplan.settings import Settings
 from pulseplan.testing.fake_provider import FakeProvider
-from pulseplan.testing.fixtures import fake_provider
 from pulseplan.testing.vault import StandardTestProvider
 from pulseplan.testing.vault import new_user
 from pulseplan.testing.vault import running_vault
 from tests.plugin_kit import DeclarativeProvider
 from tests.plugin_kit import spec
-
-__all__ = ["fake_provider"]
 
 REDIRECT = "http://127.0.0.1:9/api/v1/oauth/acme/callback"  # never contacted
 VERIFIER = "v" * 64

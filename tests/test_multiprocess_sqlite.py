@@ -22,11 +22,11 @@ from pulseplan.crypto import TokenCipher
 from pulseplan.settings import Settings
 from pulseplan.storage.sqlite import SQLiteStorage
 from pulseplan.testing.fake_provider import FakeProvider
+from pulseplan.testing.vault import new_user
 from tests.auth_fakes import user_token
 from tests.conftest import BASE_ENV
 from tests.server import free_port
 from tests.server import running_server
-from pulseplan.testing.vault import new_user
 
 pytestmark = pytest.mark.slow
 

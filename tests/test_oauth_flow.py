@@ -78,7 +78,9 @@ async def test_missing_or_forged_state_is_rejected(vault: Vault) -> None:
     forged = urlunsplit(parts._replace(query=urlencode({"code": query["code"][0], "state": "x"})))
     assert await error_code(await vault.callback(forged)) == "invalid_state"
     bare = urlunsplit(parts._replace(query=urlencode({"code": query["code"][0]})))
-    assert await error_code(await vault.callback(bare)) == "invalid_state"
+    missing = await vault.callback(bare)
+    assert missing.status_code == 422
+    assert (await missing.get_json())["errors"][0]["loc"] == ["state"]
 
 
 async def test_state_for_provider_a_on_provider_b_callback(vault: Vault) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from pulseplan.storage import migrations
 from pulseplan.storage.base import StorageError
 from pulseplan.storage.postgres import PostgresStorage
 from tests.pg_fixtures import SUPABASE_AUTH
@@ -31,6 +32,8 @@ from tests.storage_contract import StorageContract
 from tests.storage_contract import new
 from tests.storage_uuid_users import UuidUsers
 from tests.tcp_proxy import TcpProxy
+
+ALL_MIGRATIONS = [name for name, _ in migrations.load("postgres", "calendar_connections")]
 
 pytestmark = pytest.mark.postgres
 
@@ -91,9 +94,9 @@ async def test_concurrent_migrations_apply_once() -> None:
         await first.open()
         await second.open()
         try:
-            assert await first.pending_migrations() == ["0001_initial"]
+            assert await first.pending_migrations() == ALL_MIGRATIONS
             results = await asyncio.gather(first.migrate(), second.migrate())
-            assert sorted(results) == [[], ["0001_initial"]]
+            assert sorted(results) == [[], ALL_MIGRATIONS]
             assert await second.pending_migrations() == []
         finally:
             await first.close()
@@ -105,7 +108,7 @@ async def test_pending_migrations_do_not_touch_the_schema() -> None:
         storage = PostgresStorage(database.url)
         await storage.open()
         try:
-            assert await storage.pending_migrations() == ["0001_initial"]
+            assert await storage.pending_migrations() == ALL_MIGRATIONS
             async with storage.db.service() as conn:
                 assert await conn.fetchval("SELECT to_regclass('pulseplan_migrations')") is None
             # Before migrating, a request is a 503-class StorageError, not a crash.
@@ -153,7 +156,7 @@ async def test_plain_postgres_without_supabase_pieces(logs: list[str]) -> None:
         await storage.open()
         await strict.open()
         try:
-            assert await storage.migrate() == ["0001_initial"]
+            assert await storage.migrate() == ALL_MIGRATIONS
             await storage.ping()
             assert "rls off: function auth.uid() does not exist" in storage.detail
             assert any("row-level security scoping is OFF" in line for line in logs)

@@ -29,7 +29,10 @@ blueprint = Blueprint("agent", __name__, url_prefix="/api/v1/agent")
 
 class AgentTokensQuery(BaseModel):
     providers: str | None = Field(
-        default=None, max_length=512, description="Comma-separated; default: all it may access"
+        default=None,
+        max_length=512,
+        pattern=r"^[a-z][a-z0-9_-]{0,31}(,[a-z][a-z0-9_-]{0,31})*$",
+        description="Comma-separated provider names; default: every provider it may access",
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 from quart import Quart
@@ -47,6 +49,32 @@ def known_provider(provider: str) -> str:
 def title(provider: str) -> str:
     """Display name used in the seed's messages ("Google connection stored successfully")."""
     return current_runtime().plugins.spec(provider).display_name
+
+
+def iso_datetime(value: object) -> object:
+    """Pydantic validator (mode ``before``): only ISO 8601 strings, as the schema says.
+
+    Pydantic would otherwise read ``0`` or ``"0.5"`` as a Unix timestamp.
+    """
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string")
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date-time string") from None
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Pydantic validator: naive means UTC (the seed sent naive timestamps); stored as UTC."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return aware.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date-time is out of range") from None
 
 
 def canonical_uuid(value: str, what: str = "user_id") -> str:

@@ -31,7 +31,8 @@ class AuthorizeQuery(BaseModel):
 
 
 class CallbackQuery(BaseModel):
-    state: str | None = Field(default=None, max_length=512)
+    # Required: a callback without state can never be matched to a flow (RFC 6749 §4.1.2).
+    state: str = Field(min_length=1, max_length=512)
     code: str | None = Field(default=None, max_length=4096)
     error: str | None = Field(default=None, max_length=256)
     error_description: str | None = Field(default=None, max_length=2048)

@@ -8,7 +8,6 @@ own status instead of failing the whole list.
 
 from __future__ import annotations
 
-from datetime import UTC
 from datetime import datetime
 from typing import Annotated
 from typing import Any
@@ -29,6 +28,8 @@ from pulseplan.auth.guard import require_user
 from pulseplan.broker.results import TokenProblem
 from pulseplan.provider import TokenSet
 from pulseplan.routes import schemas
+from pulseplan.routes.common import as_utc
+from pulseplan.routes.common import iso_datetime
 from pulseplan.routes.common import known_provider
 from pulseplan.routes.common import no_store
 from pulseplan.routes.common import title
@@ -37,46 +38,36 @@ from pulseplan.runtime import current_runtime
 from pulseplan.storage.models import Connection
 
 blueprint = Blueprint("tokens", __name__, url_prefix="/api/v1/tokens")
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+SCOPE_TOKEN = r"^[\x21\x23-\x5b\x5d-\x7e]+$"  # RFC 6749 §3.3 scope-token
 
 
 class TokenCreate(BaseModel):
     """Tokens the app obtained elsewhere (the seed's ``OAuthTokenCreate``)."""
 
     provider: str | None = Field(default=None, description="Ignored; the path names it")
-    access_token: str = Field(min_length=1, max_length=8192)
-    refresh_token: str | None = Field(default=None, min_length=1, max_length=8192)
+    # RFC 6749 Appendix A.12/A.17 (VSCHAR) minus the space: the value must fit in a Bearer header.
+    access_token: str = Field(min_length=1, max_length=8192, pattern=r"^[\x21-\x7e]+$")
+    refresh_token: str | None = Field(
+        default=None, min_length=1, max_length=8192, pattern=r"^[\x21-\x7e]+$"
+    )
     expires_at: datetime | None = Field(
         default=None, description="ISO 8601; naive values are taken as UTC (the seed sent those)"
     )
-    scopes: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+    scopes: list[Annotated[str, Field(min_length=1, max_length=256, pattern=SCOPE_TOKEN)]] = Field(
         default_factory=list, max_length=100
     )
     email: str | None = Field(default=None, max_length=320)
 
-    @field_validator("expires_at", mode="before")
-    @classmethod
-    def _iso_string(cls, value: object) -> object:
-        # Pydantic would read 0 or 1.5e9 as a timestamp; the contract is an ISO 8601 string.
-        if value is not None and not isinstance(value, str):
-            raise ValueError("expires_at must be an ISO 8601 date-time string")
-        return value
-
-    @field_validator("expires_at")
-    @classmethod
-    def _plausible(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        if not EARLIEST <= aware <= LATEST:
-            raise ValueError("expires_at must be between 2000 and 2200")
-        return aware
+    _iso = field_validator("expires_at", mode="before")(iso_datetime)
+    _utc = field_validator("expires_at")(as_utc)
 
 
 class AuditQuery(BaseModel):
     limit: int = Field(default=100, ge=1, le=500)
     before: datetime | None = None
+
+    _iso = field_validator("before", mode="before")(iso_datetime)
+    _utc = field_validator("before")(as_utc)
 
 
 def connection_json(row: Connection, decryptable: bool) -> dict[str, Any]:
@@ -291,8 +282,6 @@ async def validate(provider: str) -> Response:
 async def audit(query_args: AuditQuery) -> Response:
     """The user's own audit trail: every token fetch and connection change, newest first."""
     before = query_args.before
-    if before is not None and before.tzinfo is None:
-        before = before.replace(tzinfo=UTC)
     records = await current_runtime().storage.list_audit(
         current_user().id, limit=query_args.limit, before=before
     )

@@ -49,8 +49,9 @@ from pulseplan.testing.conformance_lifecycle import LifecycleChecks
 class ProviderConformance(LifecycleChecks, FailureChecks):
     """Subclass as ``Test...`` and set ``provider`` and ``profile`` (see the module docstring).
 
-    Needs ``pytest-asyncio`` in auto mode (``asyncio_mode = "auto"``); the fixtures come with
-    the class, so no ``pytest_plugins`` line is needed.
+    Needs ``pytest-asyncio`` in auto mode (``asyncio_mode = "auto"``), which also lets a
+    subclass add sync or async tests of its own; the fixture comes with the class, so no
+    ``pytest_plugins`` line is needed.
     """
 
 

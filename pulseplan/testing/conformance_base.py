@@ -37,9 +37,6 @@ REFRESH_FAULT_ARGS: dict[str, Outcome] = {
 class ConformanceBase:
     """Knobs (class attributes a subclass sets) and the ``conformance`` fixture."""
 
-    # Marked here so the suite runs under pytest-asyncio's strict mode as well as auto mode.
-    pytestmark = pytest.mark.asyncio
-
     #: The provider name: the plugin's entry-point name and its ``ProviderSpec.name``.
     provider: str
     #: The fake profile that behaves like the provider: ``standard``, ``google``,

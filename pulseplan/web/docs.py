@@ -47,7 +47,7 @@ class PulsePlanOpenAPI(OpenAPIProvider):
     * the JSON error body is the ``default`` response of every operation;
     * ``provider`` path parameters are an enum of this server's enabled providers and
       ``user_id`` is a UUID, so generated requests reach real code instead of 404s;
-    * request bodies the routes validate are marked required.
+    * request bodies the routes validate, and query fields without a default, are required.
     """
 
     def schema(self) -> dict[str, Any]:
@@ -72,6 +72,9 @@ class PulsePlanOpenAPI(OpenAPIProvider):
                 if "requestBody" in operation:
                     operation["requestBody"]["required"] = True
                 for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "query" and "default" not in parameter["schema"]:
+                        # quart-schema leaves query fields without a default optional.
+                        parameter["required"] = True
                     if parameter.get("in") != "path":
                         continue
                     if parameter["name"] == "provider" and providers:

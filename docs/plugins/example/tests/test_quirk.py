@@ -11,12 +11,8 @@ import pytest
 from pulseplan import ProviderMisconfigured
 from pulseplan import ReconnectRequired
 from pulseplan.testing.fake_provider import FakeProvider
-from pulseplan.testing.fixtures import fake_provider
-from pulseplan.testing.fixtures import pulseplan_vault
 from pulseplan.testing.vault import Vault
 from pulseplan.testing.vault import new_user
-
-__all__ = ["fake_provider", "pulseplan_vault"]
 
 
 async def connected(pulseplan_vault: Callable[..., Any]) -> tuple[Vault, str]:
