@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import sys
 import textwrap
@@ -108,3 +109,24 @@ def logs() -> Iterator[list[str]]:
     sink = logger.add(lambda m: lines.append(str(m) + repr(m.record["extra"])), level=0)
     yield lines
     logger.remove(sink)
+
+
+FAKE_TOKEN = re.compile(r"\b[A-Za-z0-9]{1,32}_(?:at|rt|code)_[A-Za-z0-9_-]{20,}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_token_in_any_log_line() -> Iterator[None]:
+    """Across the whole suite: no log line (any level, any logger routed through loguru) ever
+    carries a token or code the fake providers issued. Their shape is deliberately *not* in the
+    redaction patterns, so this catches code that logs a token, not a regex that hides one."""
+    leaks: list[str] = []
+
+    def sink(message: Any) -> None:
+        text = str(message) + repr(message.record["extra"])
+        if FAKE_TOKEN.search(text):
+            leaks.append(FAKE_TOKEN.sub("<token>", text)[:300])
+
+    handler = logger.add(sink, level=0)
+    yield
+    logger.remove(handler)
+    assert not leaks, f"{len(leaks)} log line(s) carried a provider token, e.g.: {leaks[0]}"

@@ -57,13 +57,12 @@ from typing import Any
 from loguru import logger
 from redis.asyncio import Redis
 
-from pulseplan.auth.agents import AgentRecord
 from pulseplan.cache import rowcodec
 from pulseplan.cache.client import RedisClient
 from pulseplan.cache.client import RedisUnavailable
+from pulseplan.cache.delegate import DelegatingStorage
 from pulseplan.cache.locks import ttl_ms
 from pulseplan.storage.base import Storage
-from pulseplan.storage.models import AuditRecord
 from pulseplan.storage.models import Connection
 from pulseplan.storage.models import NewConnection
 
@@ -93,7 +92,7 @@ return 1
 """
 
 
-class CachedStorage(Storage):
+class CachedStorage(DelegatingStorage):
     """Delegates everything to ``inner``; caches the two per-user reads in Redis.
 
     Counters for metrics (see :meth:`stats`): :attr:`hits`, :attr:`misses`, :attr:`bypassed`
@@ -115,9 +114,8 @@ class CachedStorage(Storage):
         ciphertext_only: bool = True,
         fill_budget: float = 1.0,
     ):
-        self.inner = inner
+        super().__init__(inner)
         self.client = client
-        self.name = inner.name
         self.ttl = ttl
         self.ciphertext_only = ciphertext_only
         self.fill_budget = fill_budget
@@ -394,66 +392,6 @@ class CachedStorage(Storage):
             "invalidation_failures": self.invalidation_failures,
             "pending_invalidations": len(self._pending),
         }
-
-    # ------------------------------------------------------------------ plain delegation
-
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-    async def migrate(self) -> list[str]:
-        return await self.inner.migrate()
-
-    async def pending_migrations(self) -> list[str]:
-        return await self.inner.pending_migrations()
-
-    async def connections_page(self, after_id: str | None, limit: int) -> list[Connection]:
-        return await self.inner.connections_page(after_id, limit)
-
-    async def count_connections_by_status(self) -> dict[str, int]:
-        return await self.inner.count_connections_by_status()
-
-    async def put_flow(self, key: str, payload: str, expires_at: datetime) -> None:
-        await self.inner.put_flow(key, payload, expires_at)
-
-    async def take_flow(self, key: str, now: datetime) -> str | None:
-        return await self.inner.take_flow(key, now)
-
-    async def acquire_lock(self, name: str, owner: str, ttl: float, now: datetime) -> bool:
-        return await self.inner.acquire_lock(name, owner, ttl, now)
-
-    async def extend_lock(self, name: str, owner: str, ttl: float, now: datetime) -> bool:
-        return await self.inner.extend_lock(name, owner, ttl, now)
-
-    async def release_lock(self, name: str, owner: str) -> bool:
-        return await self.inner.release_lock(name, owner)
-
-    async def create_agent(
-        self, name: str, secret_hash: str, providers: list[str] | None
-    ) -> AgentRecord:
-        return await self.inner.create_agent(name, secret_hash, providers)
-
-    async def get_agent_by_hash(self, secret_hash: str) -> AgentRecord | None:
-        return await self.inner.get_agent_by_hash(secret_hash)
-
-    async def list_agents(self) -> list[AgentRecord]:
-        return await self.inner.list_agents()
-
-    async def revoke_agent(self, name: str) -> bool:
-        return await self.inner.revoke_agent(name)
-
-    async def add_audit(self, records: Sequence[AuditRecord]) -> None:
-        await self.inner.add_audit(records)
-
-    async def list_audit(
-        self, user_id: str, *, limit: int = 100, before: datetime | None = None
-    ) -> list[AuditRecord]:
-        return await self.inner.list_audit(user_id, limit=limit, before=before)
 
 
 def _bytes(value: bytes | str | None) -> bytes | None:
