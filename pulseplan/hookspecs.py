@@ -13,7 +13,7 @@ There are two kinds of plugin:
 Lifecycle hooks may be ``async def`` or plain functions: the host awaits what they return. A
 wrapper receives the implementation's result (a coroutine for async implementations) from its
 ``yield`` and must return it, or an awaitable that resolves to the same type
-(see :func:`pulseplan.plugins.wrap_result`).
+(see :func:`pulseplan.plugins.maybe_await`).
 """
 
 from __future__ import annotations
