@@ -25,7 +25,7 @@ from tests.tcp_proxy import TcpProxy
 from tests.vault import Vault
 
 HOST = "127.0.0.1"
-PORT = 6379
+PORT = 55661
 REDIS_URL = f"redis://{HOST}:{PORT}/0"
 
 

@@ -44,6 +44,7 @@ def main() -> None:
 def _register() -> None:
     from pulseplan.cli import agents
     from pulseplan.cli import check
+    from pulseplan.cli import dev
     from pulseplan.cli import keys
     from pulseplan.cli import ops
     from pulseplan.cli import providers
@@ -54,6 +55,7 @@ def _register() -> None:
     main.add_command(serve.serve)
     main.add_command(providers.providers)
     main.add_command(check.check)
+    main.add_command(dev.dev_token)
     main.add_command(ops.migrate)
     main.add_command(ops.refresh)
     main.add_command(agents.agents)
