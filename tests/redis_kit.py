@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from pulseplan.broker.refresh import RefreshCoordinator
 from pulseplan.cache.client import RedisClient
@@ -25,7 +27,7 @@ from tests.tcp_proxy import TcpProxy
 from tests.vault import Vault
 
 HOST = "127.0.0.1"
-PORT = 55661
+PORT = 6379
 REDIS_URL = f"redis://{HOST}:{PORT}/0"
 
 
@@ -61,7 +63,14 @@ def down_client(**kwargs: object) -> TrackedClient:
 
 def raw_redis() -> Redis:
     """A plain redis-py client for inspecting what the code under test wrote."""
-    return Redis(host=HOST, port=PORT, socket_timeout=2, socket_connect_timeout=2)
+    # No retries: redis-py's default backs off for seconds before admitting Redis is not there.
+    return Redis(
+        host=HOST,
+        port=PORT,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 async def require_redis() -> None:

@@ -21,6 +21,7 @@ turns into ``{"detail", "code", "request_id"}`` with ``WWW-Authenticate: Bearer`
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,9 @@ R = TypeVar("R")
 T = TypeVar("T")
 _USER: Final = "pulseplan_user"
 _AGENT: Final = "pulseplan_agent"
+#: Exactly the characters ``str.isspace`` accepts, matched in C: a per-character generator
+#: over a 1 KB JWT cost more than the rest of the header parsing, twice per request.
+_SPACE: Final = re.compile(r"\s")
 
 
 @dataclass
@@ -103,7 +107,7 @@ def bearer_token() -> str:
     if scheme.lower() != "bearer":
         raise AuthError("missing_token")
     credential = credential.strip()
-    if not credential or any(c.isspace() for c in credential):
+    if not credential or _SPACE.search(credential):
         raise AuthError("malformed_token")
     return credential
 

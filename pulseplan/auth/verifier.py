@@ -16,13 +16,22 @@ The shape follows security-checklist.md §3.3:
 
 Audience policy: ``aud`` may be a string or a list (RFC 7519 §4.1.3); a list is accepted when it
 contains the configured audience, because a token may legitimately name several recipients.
+
+Verified tokens are remembered (keyed by their SHA-256, never the token itself) for at most
+:data:`VERIFIED_TTL` seconds and never past ``exp`` + leeway: an app sends the same access token
+on every request for up to an hour, and a full verification (two header parses, an HMAC or
+signature check, claim checks) was the largest single cost of the token endpoint. Only tokens
+that passed every check are remembered; everything that could change the verdict later is
+bounded: expiry by ``exp``, a signing key dropped from the JWKS by the TTL.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from typing import Final
@@ -46,6 +55,10 @@ FORBIDDEN_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "b64",
 #: RFC 7518 §3.2: an HS256 key shorter than the hash output is brute-forceable.
 MIN_HS256_SECRET_BYTES: Final = 32
 USER_ROLE: Final = "authenticated"
+#: How long a verified token is remembered at most (see the module docstring).
+VERIFIED_TTL: Final = 60.0
+#: Bound on remembered tokens (about 100 bytes each); the oldest are forgotten first.
+VERIFIED_MAX: Final = 8192
 
 
 class JwtVerifier:
@@ -58,6 +71,7 @@ class JwtVerifier:
         which is only possible in HS256-only setups without ``SUPABASE_URL``.
     :param leeway: seconds of clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
     :param allow_anonymous: accept Supabase anonymous sign-ins (``is_anonymous: true``).
+    :param wall_clock: Unix time, for how long a verified token is remembered (tests).
     """
 
     def __init__(
@@ -69,6 +83,7 @@ class JwtVerifier:
         issuer: str | None = None,
         leeway: float = 30.0,
         allow_anonymous: bool = False,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if hs256_secret is not None and len(hs256_secret) < MIN_HS256_SECRET_BYTES:
             raise ConfigurationError(
@@ -82,6 +97,9 @@ class JwtVerifier:
         self.allow_anonymous = allow_anonymous
         required = ["exp", "iat", "sub", "aud", "role"]
         self._required = [*required, "iss"] if issuer else required
+        #: SHA-256 of a verified token -> (its user, wall-clock time until which it stays valid).
+        self._verified: OrderedDict[bytes, tuple[User, float]] = OrderedDict()
+        self._wall_clock = wall_clock
 
     @classmethod
     def from_settings(
@@ -132,6 +150,14 @@ class JwtVerifier:
 
         :raises AuthError: with the reason as ``code``; never with token content in it.
         """
+        digest = _digest(token)
+        now = self._wall_clock()
+        if digest is not None:
+            remembered = self._verified.get(digest)
+            if remembered is not None:
+                if now < remembered[1]:
+                    return remembered[0]
+                del self._verified[digest]
         header = _header(token)
         alg = header.get("alg")
         key: Any
@@ -151,7 +177,21 @@ class JwtVerifier:
         else:
             raise AuthError("unsupported_algorithm")
         claims = self._decode(token, key, alg)
-        return self._user(claims)
+        user = self._user(claims)
+        if digest is not None:
+            self._remember(digest, user, claims, now)
+        return user
+
+    def _remember(self, digest: bytes, user: User, claims: dict[str, Any], now: float) -> None:
+        # PyJWT accepts ``exp`` while now < exp + leeway; ``nbf`` and ``iat`` only ever turn
+        # from "not yet" to "valid", so a token that passed stays valid until then.
+        until = now + VERIFIED_TTL
+        exp = claims["exp"]  # a finite number (checked); an int may be too large for a float
+        if exp < until - self.leeway:
+            until = float(exp) + self.leeway
+        self._verified[digest] = (user, until)
+        while len(self._verified) > VERIFIED_MAX:
+            self._verified.popitem(last=False)
 
     def _decode(self, token: str, key: Any, alg: str) -> dict[str, Any]:
         try:
@@ -204,6 +244,13 @@ class JwtVerifier:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _digest(token: object) -> bytes | None:
+    """The cache key of a token that could be valid at all (``None``: do not cache)."""
+    if not isinstance(token, str) or not token.isascii() or len(token) > MAX_TOKEN_CHARS:
+        return None
+    return hashlib.sha256(token.encode("ascii")).digest()
 
 
 def _header(token: object) -> dict[str, Any]:

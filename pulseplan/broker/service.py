@@ -62,14 +62,24 @@ class TokenBroker:
 
     async def token(self, row: Connection, *, force: bool = False) -> FreshToken:
         """A usable access token for ``row``, refreshed first when inside the skew."""
+        if not force:
+            stored = self._stored(row)
+            return stored if stored is not None else await self.refresher.refresh(row)
         if row.status == "needs_reauth":
             raise NeedsReauth(f"{row.provider} must be reconnected ({row.status_reason})")
-        if force and not self.plugins.spec(row.provider).supports_refresh:
+        if not self.plugins.spec(row.provider).supports_refresh:
             raise BadRequest(f"{row.provider} does not support refreshing tokens")
-        if force and row.refresh_token is None:
+        if row.refresh_token is None:
             raise NeedsReauth(f"{row.provider} has no refresh token; reconnect the account")
-        if force or self.refresher.needs_refresh(row):
-            return await self.refresher.refresh(row, force=force)
+        return await self.refresher.refresh(row, force=True)
+
+    def _stored(self, row: Connection) -> FreshToken | None:
+        """The stored token when it can be used as it is; ``None`` when it must be refreshed
+        first (inside the skew). Synchronous: no provider call, no I/O."""
+        if row.status == "needs_reauth":
+            raise NeedsReauth(f"{row.provider} must be reconnected ({row.status_reason})")
+        if self.refresher.needs_refresh(row):
+            return None
         if row.is_expired():
             raise NeedsReauth(f"{row.provider} token expired and cannot be refreshed")
         return self.codec.fresh(row)
@@ -77,21 +87,41 @@ class TokenBroker:
     async def tokens(
         self, user_id: str, providers: Iterable[str]
     ) -> dict[str, FreshToken | TokenProblem]:
-        """Fresh tokens for several providers at once; one failing never hides the others."""
+        """Fresh tokens for several providers at once; one failing never hides the others.
+
+        Tokens that need no refresh are answered inline; only refreshes run as concurrent
+        tasks. A task per provider cost more than decrypting its token (each task is one more
+        trip through the event loop), and on the hot path nothing needs refreshing.
+        """
         wanted = list(providers)
         rows = {row.provider: row for row in await self.storage.list_connections(user_id)}
-
-        async def one(provider: str) -> FreshToken | TokenProblem:
+        results: dict[str, FreshToken | TokenProblem] = {}
+        due: list[Connection] = []
+        for provider in wanted:
             row = rows.get(provider)
             if row is None:
-                return NotConnected(f"{provider} is not connected")
+                results[provider] = NotConnected(f"{provider} is not connected")
+                continue
             try:
-                return await self.token(row)
+                stored = self._stored(row)
+            except TokenProblem as problem:
+                results[provider] = problem
+                continue
+            if stored is None:
+                due.append(row)
+            else:
+                results[provider] = stored
+
+        async def refreshed(row: Connection) -> FreshToken | TokenProblem:
+            try:
+                return await self.refresher.refresh(row)
             except TokenProblem as problem:
                 return problem
 
-        results = await asyncio.gather(*(one(p) for p in wanted))
-        return dict(zip(wanted, results, strict=True))
+        if due:
+            done = await asyncio.gather(*(refreshed(row) for row in due))
+            results.update(zip((row.provider for row in due), done, strict=True))
+        return {provider: results[provider] for provider in wanted}
 
     async def connection(self, user_id: str, provider: str) -> Connection:
         row = await self.storage.get_connection(user_id, provider)

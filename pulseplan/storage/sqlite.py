@@ -37,6 +37,8 @@ from pulseplan.storage.models import utcnow
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 JSON_COLUMNS = ("scopes", "metadata")
 TIME_COLUMNS = ("expires_at", "created_at", "updated_at", "last_refreshed_at", "next_refresh_at")
+#: Audit rows per INSERT: 10 parameters each stays under SQLite's oldest variable limit (999).
+AUDIT_CHUNK = 90
 
 
 def ts(value: datetime | None) -> str | None:
@@ -110,13 +112,12 @@ class SQLiteStorage(Storage):
         steps interleave with another's made sqlite3 fail ("bad parameter or other API misuse")
         under load, so each statement is executed and fully read before the next one starts.
         """
+        # ``execute_fetchall`` executes and reads in one call on aiosqlite's thread: one
+        # hand-off to that thread and back instead of three (execute, fetchall, close). Each
+        # hand-off wakes the thread and then the event loop; together they were most of a read.
         async with self._lock:
             try:
-                cursor = await self.db.execute(sql, params)
-                try:
-                    return list(await cursor.fetchall())
-                finally:
-                    await cursor.close()
+                return list(await self.db.execute_fetchall(sql, params))
             except sqlite3.OperationalError as exc:
                 raise StorageError(f"SQLite error: {exc}") from exc
 
@@ -446,11 +447,18 @@ class SQLiteStorage(Storage):
     # ------------------------------------------------------------------ audit
 
     async def add_audit(self, records: Sequence[AuditRecord]) -> None:
-        async with self._lock:
-            await self.db.executemany(
-                "INSERT INTO pulseplan_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        # One multi-row INSERT per chunk, not executemany: in autocommit mode executemany
+        # commits (and syncs the WAL) once per row, and a token fetch writes a row per provider.
+        rows = list(records)
+        for start in range(0, len(rows), AUDIT_CHUNK):
+            chunk = rows[start : start + AUDIT_CHUNK]
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+            await self._rows(
+                f"INSERT INTO pulseplan_audit VALUES {values}",
                 [
-                    (
+                    value
+                    for r in chunk
+                    for value in (
                         r.id,
                         ts(r.occurred_at),
                         r.actor_type,
@@ -462,7 +470,6 @@ class SQLiteStorage(Storage):
                         r.request_id,
                         r.detail,
                     )
-                    for r in records
                 ],
             )
 

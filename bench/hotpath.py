@@ -1,0 +1,295 @@
+"""What the token endpoint spends per request, layer by layer:
+``.venv/bin/python bench/hotpath.py [--requests N]``.
+
+Builds the app in this process (embedded SQLite, rate limiting on as in production, four warm
+connections stored through the API) and calls it through ASGI directly: no server, no socket,
+no load generator, so CPU time per request is the app's own. Each row repeats the measurement
+with one layer replaced by a stand-in that costs (almost) nothing; the difference from
+"as is" is what that layer costs per request. ``/health`` runs through the same middleware
+(request id, access log, metrics, security headers) and is the floor. CPU is
+``time.process_time`` (aiosqlite's thread included), the best of several rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loguru import logger
+from quart import Quart
+
+from bench.fakes import PROFILES
+from bench.seed import WARM_FOR
+from pulseplan.app import create_app
+from pulseplan.auth import verifier as jwt_verifier
+from pulseplan.auth.agents import agent_pepper
+from pulseplan.auth.agents import create_agent
+from pulseplan.runtime import Runtime
+from pulseplan.settings import Settings
+from pulseplan.testing.fake_provider import FakeProvider
+from pulseplan.testing.users import user_token
+from pulseplan.web.ratelimit import http as ratelimit_http
+
+ROUNDS = 5
+Endpoints = dict[str, tuple[str, dict[str, str]]]
+
+
+async def call(app: Quart, path: str, headers: dict[str, str]) -> int:
+    """One GET through the ASGI interface; returns the status."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")]
+        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "extensions": {},
+    }
+    received = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        if not received:
+            received = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # the client never disconnects
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)  # type: ignore[arg-type]
+    return status
+
+
+async def cpu_per_request(app: Quart, path: str, headers: dict[str, str], requests: int) -> float:
+    """Best-of-rounds CPU seconds per request."""
+    for _ in range(20):  # warm caches (derived keys, verified tokens) before measuring
+        status = await call(app, path, headers)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}")
+    best = float("inf")
+    for _ in range(ROUNDS):
+        start = time.process_time()
+        for _ in range(requests):
+            await call(app, path, headers)
+        best = min(best, (time.process_time() - start) / requests)
+    return best
+
+
+# --------------------------------------------------------------------------- stand-ins
+
+
+@contextlib.contextmanager
+def patched(obj: object, name: str, value: object) -> Any:
+    original = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, original)
+
+
+def no_access_log(app: Quart, runtime: Runtime) -> contextlib.AbstractContextManager[Any]:
+    @contextlib.contextmanager
+    def scope() -> Any:
+        logger.disable("pulseplan.observability.access")
+        try:
+            yield
+        finally:
+            logger.enable("pulseplan.observability.access")
+
+    return scope()
+
+
+def no_rate_limit(app: Quart, runtime: Runtime) -> contextlib.AbstractContextManager[Any]:
+    before = app.before_request_funcs[None]
+    after = app.after_request_funcs[None]
+    return contextlib.ExitStack().__enter__().enter_context(  # type: ignore[no-any-return]
+        _without(before, ratelimit_http._limit, after, ratelimit_http._add_headers)
+    )
+
+
+@contextlib.contextmanager
+def _without(before: list[Any], limit: Any, after: list[Any], headers: Any) -> Any:
+    at_before, at_after = before.index(limit), after.index(headers)
+    before.remove(limit)
+    after.remove(headers)
+    try:
+        yield
+    finally:
+        before.insert(at_before, limit)
+        after.insert(at_after, headers)
+
+
+def no_jwt_cache(app: Quart, runtime: Runtime) -> contextlib.AbstractContextManager[Any]:
+    return patched(jwt_verifier, "VERIFIED_MAX", 0)
+
+
+def no_storage_read(app: Quart, runtime: Runtime) -> contextlib.AbstractContextManager[Any]:
+    storage = runtime.broker.storage
+    read = storage.list_connections
+    memo: dict[str, Any] = {}
+
+    async def list_connections(user_id: str) -> Any:
+        if user_id not in memo:
+            memo[user_id] = await read(user_id)
+        return memo[user_id]
+
+    return patched(storage, "list_connections", list_connections)
+
+
+def no_decrypt(app: Quart, runtime: Runtime) -> contextlib.AbstractContextManager[Any]:
+    codec = runtime.broker.codec
+    decrypt = codec.decrypt
+    memo: dict[tuple[str, str], Any] = {}
+
+    def cached(row: Any, field: Any) -> Any:
+        key = (row.id, field)
+        if key not in memo:
+            memo[key] = decrypt(row, field)
+        return memo[key]
+
+    return patched(codec, "decrypt", cached)
+
+
+def no_audit(app: Quart, runtime: Runtime) -> contextlib.AbstractContextManager[Any]:
+    async def token_fetch(**_: Any) -> None:
+        return None
+
+    return patched(runtime.auditor, "token_fetch", token_fetch)
+
+
+Ablation = Callable[[Quart, Runtime], contextlib.AbstractContextManager[Any]]
+ABLATIONS: list[tuple[str, list[Ablation]]] = [
+    ("as is", []),
+    ("JWT verified on every request (cache off)", [no_jwt_cache]),
+    ("no rate limiting", [no_rate_limit]),
+    ("no storage read (rows memoised)", [no_storage_read]),
+    ("no decryption (plaintext memoised)", [no_decrypt]),
+    ("no audit write", [no_audit]),
+    ("no access log line", [no_access_log]),
+    (
+        "all five stubbed (framework + route plumbing)",
+        [no_rate_limit, no_storage_read, no_decrypt, no_audit, no_access_log],
+    ),
+]
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+@contextlib.asynccontextmanager
+async def prepared_app(folder: Path) -> AsyncIterator[tuple[Quart, Runtime, Endpoints]]:
+    """The app with a user holding four warm connections and an agent."""
+    fakes = [FakeProvider(name, token_prefix="bench").start() for name in PROFILES]
+    try:
+        env = {
+            "TOKEN_ENCRYPTION_KEY": "",
+            "DATABASE_URL": f"sqlite:///{folder / 'hotpath.db'}",
+            "PULSEPLAN_DATA_DIR": str(folder / "data"),
+            "PULSEPLAN_PROVIDERS": ",".join(PROFILES),
+            "ENABLE_RATE_LIMITING": "true",
+            "RATE_LIMIT_TOKENS": "9999999/60",
+            "RATE_LIMIT_AGENT": "9999999/60",
+            "BACKGROUND_REFRESH": "false",
+        }
+        for fake in fakes:
+            env.update(fake.env())
+        del env["TOKEN_ENCRYPTION_KEY"]
+        # Development settings generate their secrets into the data folder (a throwaway one).
+        settings = Settings.load(env, env_file=None)
+        app = create_app(settings)
+        async with app.test_app():
+            runtime: Runtime = app.extensions["pulseplan"]
+            user_id = str(uuid.uuid4())
+            jwt = user_token(settings, user_id)
+            client = app.test_client()
+            expires = (datetime.now(UTC) + WARM_FOR).isoformat()
+            for provider in PROFILES:
+                response = await client.post(
+                    f"/api/v1/tokens/connections/{provider}",
+                    headers={"Authorization": f"Bearer {jwt}"},
+                    json={
+                        "access_token": f"bench-{provider}-{uuid.uuid4().hex}",
+                        "refresh_token": f"bench-{provider}-{uuid.uuid4().hex}",
+                        "expires_at": expires,
+                        "scopes": ["read"],
+                    },
+                )
+                if response.status_code not in (200, 201):
+                    raise RuntimeError(f"storing {provider} failed: {response.status_code}")
+            _, secret = await create_agent(runtime.storage, "hotpath", None, agent_pepper(settings))
+            endpoints: Endpoints = {
+                "/health": ("/health", {}),
+                "tokens": ("/api/v1/tokens/tokens", {"Authorization": f"Bearer {jwt}"}),
+                "agent": (
+                    f"/api/v1/agent/users/{user_id}/tokens",
+                    {"Authorization": f"Bearer {secret}"},
+                ),
+            }
+            yield app, runtime, endpoints
+    finally:
+        for fake in fakes:
+            fake.stop()
+
+
+async def breakdown(requests: int, out: Callable[[str], None] = print) -> None:
+    with tempfile.TemporaryDirectory(prefix="pulseplan-hotpath-") as folder:
+        async with prepared_app(Path(folder)) as (app, runtime, endpoints):
+            names = list(endpoints)
+            width = max(len(name) for name, _ in ABLATIONS)
+            out(f"CPU per request in microseconds (best of {ROUNDS} x {requests} requests)")
+            header = "".join(f"{n:>10}" for n in names)
+            out(f"{'variant'.ljust(width)}{header}{'tokens-floor':>14}{'ratio':>7}")
+            baseline: dict[str, float] = {}
+            for label, ablations in ABLATIONS:
+                with contextlib.ExitStack() as stack:
+                    for ablation in ablations:
+                        stack.enter_context(ablation(app, runtime))
+                    costs = {
+                        name: await cpu_per_request(app, *endpoints[name], requests)
+                        for name in names
+                    }
+                baseline = baseline or costs
+                cells = "".join(f"{costs[n] * 1e6:>10.0f}" for n in names)
+                extra = (costs["tokens"] - costs["/health"]) * 1e6
+                ratio = costs["/health"] / costs["tokens"]
+                out(f"{label.ljust(width)}{cells}{extra:>14.0f}{ratio:>7.2f}")
+
+
+def main(argv: list[str] | None = None, run: Callable[[Awaitable[None]], None] = asyncio.run) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=400, help="requests per round")
+    args = parser.parse_args(argv)
+    logger.remove()  # the access lines would go to stderr; their cost is what is measured
+    run(breakdown(args.requests))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# Build the PulsePlan image from ./Containerfile with buildah (no daemon) and, with --smoke, run
+# it and check it on loopback: production refuses to start without secrets, development and
+# production-with-secrets answer 200 on /api/v1/health/ready, the HEALTHCHECK command passes,
+# SIGTERM ends the server with exit status 0, and the image holds no compiler, wheel or cache.
+# docs/operations.md ("Container image") records a run of this script and its output.
+#
+# Needs (Debian/Ubuntu packages; install with apt-get install -y ...):
+#   buildah      always (1.28 tested)
+#   debootstrap  only for the offline stand-in base (--base standin, or auto when nothing else
+#                works): a Debian bookworm rootfs with python3 (3.11) from Debian's mirror
+#   python3      on the host, for the smoke test's HTTP checks and generated test secrets
+# Network: PyPI during the build (wheels pinned by uv.lock); Debian's mirror for the stand-in;
+# the base image's registry only with --base pull/auto. The smoke test uses 127.0.0.1 only.
+#
+# Usage: deploy/build-image.sh [--base auto|pull|standin] [--smoke] [--no-build]
+#   --base auto     (default) BASE_IMAGE from local storage, else pulled, else the stand-in
+#   --base pull     BASE_IMAGE must be pulled (or already present)
+#   --base standin  never contact an image registry: build (once) and use the stand-in base
+#   --smoke         run the checks above after building
+#   --no-build      smoke-test the image already built under $IMAGE
+# Idempotent: the stand-in is built once; buildah --layers reuses unchanged steps, so a rebuild
+# after a code change redoes only the steps from `COPY pulseplan/` on.
+#
+# Environment (defaults in brackets):
+#   IMAGE           tag to build [localhost/pulseplan:dev]
+#   BASE_IMAGE      base of both stages [docker.io/library/python:3.11-slim]
+#   STANDIN_IMAGE   tag of the offline stand-in base [localhost/pulseplan-base:bookworm]
+#   DEBIAN_MIRROR   for debootstrap [http://deb.debian.org/debian]
+#   STORAGE_ROOT    buildah storage [/var/tmp/pulseplan-oci]; empty: buildah's own default
+#   STORAGE_DRIVER  [vfs]: works inside containers and sandboxes where overlay does not
+#   CA_BUNDLE       CA of a TLS-intercepting proxy, given to the build as secret `ca_bundle`
+#                   (never stored in the image) [$SSL_CERT_FILE when that is set]
+#   SMOKE_PORT      loopback port of the smoke runs [18780]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+IMAGE=${IMAGE:-localhost/pulseplan:dev}
+BASE_IMAGE=${BASE_IMAGE:-docker.io/library/python:3.11-slim}
+STANDIN_IMAGE=${STANDIN_IMAGE:-localhost/pulseplan-base:bookworm}
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+STORAGE_ROOT=${STORAGE_ROOT-/var/tmp/pulseplan-oci}
+STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
+CA_BUNDLE=${CA_BUNDLE-${SSL_CERT_FILE:-}}
+SMOKE_PORT=${SMOKE_PORT:-18780}
+
+base_mode=auto
+smoke=0
+build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --base) base_mode=${2:?--base needs auto, pull or standin}; shift 2 ;;
+    --base=*) base_mode=${1#--base=}; shift ;;
+    --smoke) smoke=1; shift ;;
+    --no-build) build=0; smoke=1; shift ;;
+    -h | --help) sed -n '2,38p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$base_mode" in auto | pull | standin) ;; *) echo "--base: auto, pull or standin" >&2; exit 2 ;; esac
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || {
+    echo "error: $1 is not installed (Debian/Ubuntu: apt-get install -y ${2:-$1})" >&2
+    exit 1
+  }
+}
+need buildah
+
+BA=(buildah)
+if [ -n "$STORAGE_ROOT" ]; then
+  mkdir -p "$STORAGE_ROOT"
+  BA+=(--root "$STORAGE_ROOT/storage" --runroot "$STORAGE_ROOT/run" --storage-driver "$STORAGE_DRIVER")
+fi
+WORK=${STORAGE_ROOT:-/var/tmp/pulseplan-oci}/work
+mkdir -p "$WORK"
+
+say() { printf '\n== %s\n' "$*" >&2; }
+run() { printf '+ %s\n' "$*" >&2; "$@"; }
+have_image() { "${BA[@]}" inspect --type image "$1" >/dev/null 2>&1; }
+
+# ------------------------------------------------------------------------------ base image
+
+build_standin() {
+  if have_image "$STANDIN_IMAGE"; then
+    echo "stand-in base $STANDIN_IMAGE already built" >&2
+    return
+  fi
+  need debootstrap
+  say "building the offline stand-in base $STANDIN_IMAGE (Debian bookworm + python3 3.11)"
+  local rootfs="$WORK/standin-rootfs" tarball="$WORK/standin-rootfs.tar" c
+  rm -rf "$rootfs" "$tarball"
+  # What python:3.11-slim offers that the Containerfile uses: python with venv and pip, CA
+  # certificates, groupadd/useradd (passwd), a shell.
+  run debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates,passwd \
+    bookworm "$rootfs" "$DEBIAN_MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
+    tail -n 20 "$WORK/debootstrap.log" >&2
+    exit 1
+  }
+  ln -sf /usr/bin/python3 "$rootfs/usr/local/bin/python"
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
+  tar --numeric-owner -C "$rootfs" -cf "$tarball" .
+  c=$("${BA[@]}" from scratch)
+  run "${BA[@]}" add "$c" "$tarball" /
+  run "${BA[@]}" config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --env LANG=C.UTF-8 --cmd python3 \
+    --label org.opencontainers.image.description="PulsePlan offline stand-in for python:3.11-slim" "$c"
+  run "${BA[@]}" commit --rm --quiet "$c" "$STANDIN_IMAGE" >/dev/null
+  rm -rf "$rootfs" "$tarball"
+}
+
+choose_base() {
+  case "$base_mode" in
+    standin) build_standin >&2; echo "$STANDIN_IMAGE" ;;
+    pull)
+      have_image "$BASE_IMAGE" || run "${BA[@]}" pull --quiet "$BASE_IMAGE" >/dev/null
+      echo "$BASE_IMAGE"
+      ;;
+    auto)
+      if have_image "$BASE_IMAGE"; then
+        echo "$BASE_IMAGE"
+      elif run "${BA[@]}" pull --quiet "$BASE_IMAGE" >/dev/null 2>&1; then
+        echo "$BASE_IMAGE"
+      else
+        echo "cannot pull $BASE_IMAGE: using the offline stand-in" >&2
+        build_standin >&2
+        echo "$STANDIN_IMAGE"
+      fi
+      ;;
+  esac
+}
+
+# ------------------------------------------------------------------------------ build
+
+build_image() {
+  local base secret=()
+  base=$(choose_base)
+  if [ -n "$CA_BUNDLE" ] && [ -f "$CA_BUNDLE" ]; then
+    secret=(--secret "id=ca_bundle,src=$CA_BUNDLE")
+  fi
+  say "building $IMAGE on $base"
+  local started=$SECONDS
+  # chroot isolation: the default (oci, via crun) needs cgroup control that nested sandboxes
+  # lack. docker format: the OCI format has no HEALTHCHECK and buildah would drop it.
+  (cd "$ROOT" && run "${BA[@]}" bud --isolation chroot --pull=never --format docker --layers \
+    --build-arg "BASE_IMAGE=$base" "${secret[@]}" -f Containerfile -t "$IMAGE" .)
+  echo "built $IMAGE in $((SECONDS - started)) s" >&2
+}
+
+# ------------------------------------------------------------------------------ smoke test
+
+CONTAINERS=()
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -TERM "$SERVER_PID" || true; fi
+  for c in "${CONTAINERS[@]}"; do "${BA[@]}" rm "$c" >/dev/null 2>&1 || true; done
+}
+trap cleanup EXIT
+
+new_container() {
+  local c
+  c=$("${BA[@]}" from --pull=never "$IMAGE")
+  CONTAINERS+=("$c")
+  echo "$c"
+}
+
+# GET a loopback URL: prints "<status> <body>", never fails (status 000 when nothing answers).
+http_get() {
+  python3 - "$1" <<'PY'
+import sys, urllib.error, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    with opener.open(sys.argv[1], timeout=2) as r:
+        print(r.status, r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+except OSError:
+    print("000")
+PY
+}
+
+# The pid of the `pulseplan serve` process started under $1 (buildah run has no PID namespace
+# with chroot isolation, so it is a host process; found by walking the process tree).
+serve_pid() {
+  local pid=$1 child
+  for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+    if tr '\0' ' ' </proc/"$child"/cmdline 2>/dev/null | grep -q 'pulseplan serve'; then
+      echo "$child"
+      return
+    fi
+    serve_pid "$child"
+  done
+}
+
+# Serve in container $1 with extra env (the remaining args), wait until ready, run the image's
+# HEALTHCHECK, then SIGTERM and expect exit status 0.
+serve_and_probe() {
+  local c=$1 label=$2
+  shift 2
+  local envs=(-e PULSEPLAN_HOST=127.0.0.1 -e "PULSEPLAN_PORT=$SMOKE_PORT") kv
+  for kv in "$@"; do envs+=(-e "$kv"); done
+  local log="$WORK/smoke-$label.log" base="http://127.0.0.1:$SMOKE_PORT"
+  if [ "$(http_get "$base/health")" != "000" ]; then
+    echo "error: port $SMOKE_PORT is busy (set SMOKE_PORT)" >&2
+    exit 1
+  fi
+  say "serve ($label) on 127.0.0.1:$SMOKE_PORT"
+  local shown=() kv
+  for kv in "${envs[@]}"; do
+    case "$kv" in *KEY=* | *SECRET=*) shown+=("${kv%%=*}=<generated>") ;; *) shown+=("$kv") ;; esac
+  done
+  printf '+ buildah run --isolation chroot %s %s -- pulseplan serve\n' "${shown[*]}" "$c" >&2
+  "${BA[@]}" run --isolation chroot "${envs[@]}" "$c" -- pulseplan serve >"$log" 2>&1 &
+  local runner=$! answer="000" pid=""
+  for _ in $(seq 1 120); do
+    answer=$(http_get "$base/api/v1/health/ready")
+    [ "${answer%% *}" != "000" ] && break
+    kill -0 "$runner" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "GET /api/v1/health/ready -> $answer"
+  echo "GET /health -> $(http_get "$base/health")"
+  case "$answer" in 200\ *) ;; *)
+    echo "error: not ready; server log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+    ;;
+  esac
+  # The image's own HEALTHCHECK command, run as the image runs it (same user, env, PATH).
+  local hc
+  hc=$("${BA[@]}" inspect --type image "$IMAGE" |
+    python3 -c 'import json,sys; t=json.load(sys.stdin)["Docker"]["config"]["Healthcheck"]["Test"]; print("\n".join(t[1:]))')
+  mapfile -t hc_cmd <<<"$hc"
+  if "${BA[@]}" run --isolation chroot "${envs[@]}" "$c" -- "${hc_cmd[@]}"; then
+    echo "HEALTHCHECK command -> exit 0"
+  else
+    echo "error: HEALTHCHECK command failed" >&2
+    exit 1
+  fi
+  pid=$(serve_pid "$runner")
+  SERVER_PID=$pid
+  echo "serve pid $pid runs as uid $(awk '/^Uid:/{print $2}' /proc/"$pid"/status); sending SIGTERM"
+  kill -TERM "$pid"
+  local status=0
+  wait "$runner" || status=$?
+  SERVER_PID=""
+  echo "exit status after SIGTERM: $status"
+  echo "server log (last lines):"
+  tail -n 4 "$log" | cut -c1-220
+  [ "$status" = 0 ] || { echo "error: expected exit status 0" >&2; exit 1; }
+  [ "$(http_get "$base/health")" = "000" ] || { echo "error: port still answers" >&2; exit 1; }
+}
+
+secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(48))'; }
+
+smoke_test() {
+  need python3
+  have_image "$IMAGE" || { echo "error: no image $IMAGE (build it first)" >&2; exit 1; }
+  say "image configuration"
+  "${BA[@]}" inspect --type image "$IMAGE" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)["Docker"]["config"]
+for key in ("User", "WorkingDir", "ExposedPorts", "Entrypoint", "Cmd", "StopSignal", "Healthcheck"):
+    print(f"{key}: {json.dumps(c.get(key))}")
+print("Env:", " ".join(e for e in c["Env"] if e.startswith(("PULSEPLAN_", "DATABASE_URL"))))
+'
+  local c
+  c=$(new_container)
+
+  say "contents: no compiler, no build tools, no wheels or caches"
+  "${BA[@]}" run --isolation chroot --user 0:0 "$c" -- sh -c '
+    found=0
+    for tool in gcc cc g++ c++ make clang uv; do
+      if command -v "$tool" >/dev/null; then echo "found $tool"; found=1; fi
+    done
+    for path in /wheels /src /root/.cache /var/cache/uv /opt/uv; do
+      if [ -e "$path" ]; then echo "found $path"; found=1; fi
+    done
+    # The base image keeps ensurepip'"'"'s own wheels; only what our layers added counts.
+    if [ -n "$(find /opt /var/lib/pulseplan /run /tmp /root -xdev -name "*.whl" -print -quit)" ]; then
+      echo "found a wheel file"; found=1
+    fi
+    echo "precompiled modules in the venv: $(find /opt/pulseplan -name "*.pyc" | wc -l) .pyc files"
+    [ -e /opt/pulseplan/bin/pip ] && { echo "found pip in the venv"; found=1; }
+    python -c "import sys; print(\"python\", sys.version.split()[0])"
+    /opt/pulseplan/bin/python -c "import importlib.metadata as m; print(\"providers:\", sorted(e.name for e in m.entry_points(group=\"pulseplan\")))"
+    echo "image size on disk: $(du -sxm / | cut -f1) MB"
+    exit $found'
+  echo "no compiler, build tool, wheel or cache found"
+
+  say "production without secrets must refuse to start"
+  local out status=0
+  out=$("${BA[@]}" run --isolation chroot "$c" -- pulseplan serve 2>&1) || status=$?
+  echo "$out" | sed 's/^/  /'
+  echo "exit status: $status"
+  if [ "$status" = 0 ] || ! grep -q "TOKEN_ENCRYPTION_KEY is not set" <<<"$out"; then
+    echo "error: expected a refusal naming TOKEN_ENCRYPTION_KEY" >&2
+    exit 1
+  fi
+
+  serve_and_probe "$c" development PULSEPLAN_ENV=development
+  echo "development secrets were generated into the data dir:"
+  "${BA[@]}" run --isolation chroot "$c" -- sh -c 'ls -l /var/lib/pulseplan | tail -n +2'
+
+  local prod
+  prod=$(new_container)
+  serve_and_probe "$prod" production \
+    "TOKEN_ENCRYPTION_KEY=$(python3 -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')" \
+    "SECRET_KEY=$(secret)" "SUPABASE_JWT_SECRET=$(secret)" \
+    PUBLIC_BASE_URL=https://pulseplan.invalid PULSEPLAN_PROVIDERS=
+  say "smoke test passed"
+}
+
+if [ "$build" = 1 ]; then build_image; fi
+if [ "$smoke" = 1 ]; then smoke_test; fi
