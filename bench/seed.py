@@ -5,6 +5,8 @@ of connections due for a refresh (through the storage layer, encrypted like the 
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +31,15 @@ WARM_FOR = timedelta(hours=6)
 #: Inside the refresh skew (300 s by default): due for the sweep.
 DUE_IN = timedelta(seconds=60)
 SEED_CONCURRENCY = 16
+
+
+def bench_secrets() -> dict[str, str]:
+    """Fresh random secrets for one run (never reused, never written anywhere)."""
+    return {
+        "TOKEN_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "SECRET_KEY": "bench-secret-" + secrets.token_urlsafe(32),
+        "SUPABASE_JWT_SECRET": "bench-jwt-secret-" + secrets.token_urlsafe(32),
+    }
 
 
 @dataclass(frozen=True)

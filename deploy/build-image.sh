@@ -184,7 +184,8 @@ PY
 serve_pid() {
   local pid=$1 child
   for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
-    if tr '\0' ' ' </proc/"$child"/cmdline 2>/dev/null | grep -q 'pulseplan serve'; then
+    # The Python process itself, not buildah's chroot exec helper whose arguments match too.
+    if tr '\0' ' ' </proc/"$child"/cmdline 2>/dev/null | grep -q '^[^ ]*python[^ ]* .*pulseplan serve'; then
       echo "$child"
       return
     fi
@@ -239,14 +240,53 @@ serve_and_probe() {
   fi
   pid=$(serve_pid "$runner")
   SERVER_PID=$pid
-  echo "serve pid $pid runs as uid $(awk '/^Uid:/{print $2}' /proc/"$pid"/status); sending SIGTERM"
-  kill -TERM "$pid"
+  echo "serve pid $pid runs as uid $(awk '/^Uid:/{print $2}' /proc/"$pid"/status)"
+  if [ "$label" = development ]; then
+    # Graceful stop with a request in flight: its head and part of its body are sent, then
+    # SIGTERM; once new connections are refused the rest of the body follows, and the request
+    # must still get its answer from the app (a JSON 4xx: the flow id is made up).
+    python3 - "$SMOKE_PORT" "$pid" "$JWT_SECRET" <<'PY'
+import base64, hashlib, hmac, json, os, signal, socket, sys, time, uuid
+port, pid, secret = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
+b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=")
+now = int(time.time())
+claims = {"sub": str(uuid.uuid4()), "aud": "authenticated", "role": "authenticated",
+          "iat": now, "exp": now + 300}
+signing = b64(b'{"alg":"HS256","typ":"JWT"}') + b"." + b64(json.dumps(claims).encode())
+jwt = signing + b"." + b64(hmac.new(secret, signing, hashlib.sha256).digest())
+body = b'{"flow": "smoke-test-flow"}'
+conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+conn.sendall(b"POST /api/v1/oauth/google/confirm HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             b"Content-Type: application/json\r\nConnection: close\r\n"
+             b"Authorization: Bearer " + jwt + b"\r\n"
+             b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
+time.sleep(0.5)  # let the app take the request (a connection still reading its head is idle)
+os.kill(pid, signal.SIGTERM)
+print("SIGTERM sent with a request in flight")
+for _ in range(200):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        break
+    time.sleep(0.05)
+else:
+    sys.exit("error: still accepting connections 10 s after SIGTERM")
+print("new connections refused")
+conn.sendall(body[5:])
+status = conn.recv(65536).split(b"\r\n", 1)[0].decode()
+print("in-flight request completed after SIGTERM ->", status)
+sys.exit(0 if status.startswith("HTTP/1.1 4") else 1)
+PY
+  else
+    echo "sending SIGTERM"
+    kill -TERM "$pid"
+  fi
   local status=0
   wait "$runner" || status=$?
   SERVER_PID=""
   echo "exit status after SIGTERM: $status"
   echo "server log (last lines):"
-  tail -n 4 "$log" | cut -c1-220
+  tail -n 3 "$log" | cut -c1-200
   [ "$status" = 0 ] || { echo "error: expected exit status 0" >&2; exit 1; }
   [ "$(http_get "$base/health")" = "000" ] || { echo "error: port still answers" >&2; exit 1; }
 }
@@ -298,7 +338,8 @@ print("Env:", " ".join(e for e in c["Env"] if e.startswith(("PULSEPLAN_", "DATAB
     exit 1
   fi
 
-  serve_and_probe "$c" development PULSEPLAN_ENV=development
+  JWT_SECRET=$(secret)
+  serve_and_probe "$c" development PULSEPLAN_ENV=development "SUPABASE_JWT_SECRET=$JWT_SECRET"
   echo "development secrets were generated into the data dir:"
   "${BA[@]}" run --isolation chroot "$c" -- sh -c 'ls -l /var/lib/pulseplan | tail -n +2'
 

@@ -13,7 +13,6 @@ It gives you:
 The kit never contacts a real provider and binds only to loopback.
 """
 
-from pulseplan.testing.fixtures import fake_provider
-from pulseplan.testing.fixtures import pulseplan_vault
-
-__all__ = ["fake_provider", "pulseplan_vault"]
+# Registered by pytest when this module is loaded as a plugin; importing the package itself
+# (the fake provider, `pulseplan dev-token`) must not require pytest.
+pytest_plugins = ["pulseplan.testing.fixtures"]
