@@ -27,11 +27,12 @@ from types import TracebackType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pulseplan.testing.fake_profiles import ProfileName
 from pulseplan.testing.fake_provider import Account
 from pulseplan.testing.fake_provider import FakeProvider
 from pulseplan.testing.fake_state import Grant
 
-PROFILES = ("google", "microsoft", "canvas", "notion")
+PROFILES: tuple[ProfileName, ...] = ("google", "microsoft", "canvas", "notion")
 #: The scopes of the minted grants; the seeded rows carry the same, so a refresh that sends
 #: them back asks for nothing the grant lacks.
 SWEEP_SCOPES = ("openid", "email", "https://www.googleapis.com/auth/calendar.events")
@@ -45,7 +46,7 @@ def mint_grants(fake: FakeProvider, count: int) -> list[str]:
     would take longer than the sweep being measured. The grants are what a code exchange would
     have opened (same client, offline access, the sweep's scopes).
     """
-    core = fake._core  # noqa: SLF001 - a benchmark fixture, not a test of the fake
+    core = fake._core  # a benchmark fixture reaching into the fake on purpose
     tokens = []
     with core.lock:
         ledger = core.ledger

@@ -2,8 +2,8 @@
 
 ``python bench/sweep.py`` reads its configuration from the environment like ``pulseplan
 refresh`` (``DATABASE_URL``, ``GOOGLE_*``, ``REFRESH_CONCURRENCY``...), opens the runtime, and
-prints ``BENCHJSON {"claimed", "refreshed", "failed", "seconds"}``. Only the sweep is timed:
-interpreter start-up, imports and opening storage are not refresh work.
+prints ``BENCHJSON {"claimed", "refreshed", "failed", "seconds", "cpu_seconds"}``. Only the
+sweep is timed: interpreter start-up, imports and opening storage are not refresh work.
 """
 
 from __future__ import annotations
@@ -27,14 +27,15 @@ async def sweep() -> dict[str, float]:
             coordinator=runtime.broker.refresher,
             settings=runtime.settings,
         )
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = await sweeper.sweep()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {
         "claimed": result.claimed,
         "refreshed": result.refreshed,
         "failed": result.failed,
         "seconds": seconds,
+        "cpu_seconds": cpu,
     }
 
 

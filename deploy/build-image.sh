@@ -291,6 +291,88 @@ PY
   [ "$(http_get "$base/health")" = "000" ] || { echo "error: port still answers" >&2; exit 1; }
 }
 
+# A run as Kubernetes does it, which `buildah run` cannot show: a read-only root filesystem with
+# tmpfs only on the data dir, /run/pulseplan and /tmp, and `pulseplan serve` as PID 1 of its own
+# PID namespace (signals reach PID 1 only through a handler it installed). The image's rootfs
+# is mounted by buildah; unshare + chroot (util-linux, coreutils) do the rest. Args: container,
+# label, then NAME=value settings.
+readonly_pid1_run() {
+  local c=$1 label=$2
+  shift 2
+  need unshare util-linux
+  local mnt log="$WORK/smoke-$label.log" base="http://127.0.0.1:$SMOKE_PORT" envs=()
+  mnt=$("${BA[@]}" mount "$c")
+  mapfile -t envs < <("${BA[@]}" inspect --type image "$IMAGE" |
+    python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["Docker"]["config"]["Env"]))')
+  envs+=(PULSEPLAN_HOST=127.0.0.1 "PULSEPLAN_PORT=$SMOKE_PORT" "$@")
+  say "serve ($label): read-only root filesystem, PID 1 in its own PID namespace"
+  local shown=() kv
+  for kv in "$@"; do
+    case "$kv" in *KEY=* | *SECRET=*) shown+=("${kv%%=*}=<generated>") ;; *) shown+=("$kv") ;; esac
+  done
+  echo "+ unshare --mount --pid --fork; rootfs bind-mounted read-only; tmpfs on /var/lib/pulseplan, /run/pulseplan, /tmp; chroot --userspec=10001:10001 pulseplan serve (${shown[*]})" >&2
+  unshare --mount --pid --fork --kill-child sh -c '
+    set -e
+    root=$1; shift
+    mount --make-rprivate /
+    mount --bind "$root" "$root"
+    mount -o remount,bind,ro "$root"
+    mount -t proc proc "$root/proc"
+    mount -t tmpfs -o mode=0755 tmpfs "$root/dev"
+    for d in null zero urandom random; do touch "$root/dev/$d"; mount --bind "/dev/$d" "$root/dev/$d"; done
+    # Container runtimes give every container a /dev/shm; several workers need it (semaphores).
+    mkdir "$root/dev/shm" && mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
+    mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
+    mount -t tmpfs -o uid=10001,gid=10001,mode=0700 tmpfs "$root/var/lib/pulseplan"
+    mount -t tmpfs -o uid=10001,gid=10001,mode=0700 tmpfs "$root/run/pulseplan"
+    # Even root cannot write the image here; the app (uid 10001) gets the tmpfs mounts only.
+    if touch "$root/opt/.write-probe" 2>/dev/null; then echo "error: root filesystem is writable"; exit 1; fi
+    echo "read-only root: $(touch "$root/opt/.write-probe" 2>&1 | sed "s/.*: //")"
+    exec chroot --userspec=10001:10001 "$root" /usr/bin/env -i "$@" /opt/pulseplan/bin/pulseplan serve
+  ' sh "$mnt" "${envs[@]}" >"$log" 2>&1 &
+  local runner=$! answer="000" pid=""
+  for _ in $(seq 1 120); do
+    answer=$(http_get "$base/api/v1/health/ready")
+    [ "${answer%% *}" != "000" ] && break
+    kill -0 "$runner" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "GET /api/v1/health/ready -> $answer"
+  case "$answer" in 200\ *) ;; *)
+    echo "error: not ready; log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+    ;;
+  esac
+  pid=$(serve_pid "$runner")
+  SERVER_PID=$pid
+  echo "serve: host pid $pid, pid $(awk '/^NSpid:/{print $NF}' /proc/"$pid"/status) in its namespace, uid $(awk '/^Uid:/{print $2}' /proc/"$pid"/status), $(cat /proc/"$pid"/task/*/children | wc -w) child process(es)"
+  grep '^read-only root:' "$log"
+  # 20 requests on fresh connections land on any worker; /metrics (answered by one of them) must
+  # count all 20: with several workers only PROMETHEUS_MULTIPROC_DIR makes that true.
+  for _ in $(seq 1 20); do http_get "$base/health" >/dev/null; done
+  local counted
+  counted=$(http_get "$base/metrics" | python3 -c '
+import re, sys
+total = sum(float(v) for v in re.findall(r"^pulseplan_http_requests_total\{[^}]*route=\"/health\"[^}]*\} (\S+)$", sys.stdin.read(), re.M))
+print(int(total))')
+  echo "GET /health x 20, then /metrics counts $counted requests to /health"
+  if grep -q '"route":"/health"' "$log"; then
+    echo "access lines of /health come from $(grep '"route":"/health"' "$log" | grep -o '"pid":[0-9]*' | sort -u | wc -l) worker pid(s)"
+  fi
+  [ "$counted" -ge 20 ] || { echo "error: /metrics does not count every worker's requests" >&2; exit 1; }
+  echo "sending SIGTERM to pid $pid"
+  kill -TERM "$pid"
+  local status=0
+  wait "$runner" || status=$?
+  SERVER_PID=""
+  echo "exit status after SIGTERM: $status"
+  grep -v '^ ' "$log" | tail -n 3 | cut -c1-200
+  "${BA[@]}" umount "$c" >/dev/null
+  [ "$status" = 0 ] || { echo "error: expected exit status 0" >&2; exit 1; }
+  [ "$(http_get "$base/health")" = "000" ] || { echo "error: port still answers" >&2; exit 1; }
+}
+
 secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(48))'; }
 
 smoke_test() {
@@ -349,6 +431,16 @@ print("Env:", " ".join(e for e in c["Env"] if e.startswith(("PULSEPLAN_", "DATAB
     "TOKEN_ENCRYPTION_KEY=$(python3 -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')" \
     "SECRET_KEY=$(secret)" "SUPABASE_JWT_SECRET=$(secret)" \
     PUBLIC_BASE_URL=https://pulseplan.invalid PULSEPLAN_PROVIDERS=
+  local ro
+  ro=$(new_container)
+  readonly_pid1_run "$ro" readonly PULSEPLAN_ENV=development
+  if [ -n "${SMOKE_REDIS_URL:-}" ]; then
+    local multi
+    multi=$(new_container)
+    readonly_pid1_run "$multi" workers PULSEPLAN_ENV=development PULSEPLAN_WORKERS=2 LOG_FORMAT=json \
+      "REDIS_URL=$SMOKE_REDIS_URL" REDIS_KEY_PREFIX=pulseplan:smoke: \
+      PROMETHEUS_MULTIPROC_DIR=/run/pulseplan/metrics
+  fi
   say "smoke test passed"
 }
 
