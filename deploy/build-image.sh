@@ -183,6 +183,7 @@ PY
 # with chroot isolation, so it is a host process; found by walking the process tree).
 serve_pid() {
   local pid=$1 child
+  # shellcheck disable=SC2013  # the file is a space-separated list of pids
   for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
     # The Python process itself, not buildah's chroot exec helper whose arguments match too.
     if tr '\0' ' ' </proc/"$child"/cmdline 2>/dev/null | grep -q '^[^ ]*python[^ ]* .*pulseplan serve'; then
@@ -311,6 +312,7 @@ readonly_pid1_run() {
     case "$kv" in *KEY=* | *SECRET=*) shown+=("${kv%%=*}=<generated>") ;; *) shown+=("$kv") ;; esac
   done
   echo "+ unshare --mount --pid --fork; rootfs bind-mounted read-only; tmpfs on /var/lib/pulseplan, /run/pulseplan, /tmp; chroot --userspec=10001:10001 pulseplan serve (${shown[*]})" >&2
+  # shellcheck disable=SC2016  # expanded by the inner shell, which gets the values as "$@"
   unshare --mount --pid --fork --kill-child sh -c '
     set -e
     root=$1; shift
@@ -390,6 +392,7 @@ print("Env:", " ".join(e for e in c["Env"] if e.startswith(("PULSEPLAN_", "DATAB
   c=$(new_container)
 
   say "contents: no compiler, no build tools, no wheels or caches"
+  # shellcheck disable=SC2016  # this script runs inside the image
   "${BA[@]}" run --isolation chroot --user 0:0 "$c" -- sh -c '
     found=0
     for tool in gcc cc g++ c++ make clang uv; do
@@ -411,9 +414,9 @@ print("Env:", " ".join(e for e in c["Env"] if e.startswith(("PULSEPLAN_", "DATAB
   echo "no compiler, build tool, wheel or cache found"
 
   say "production without secrets must refuse to start"
-  local out status=0
+  local out line status=0
   out=$("${BA[@]}" run --isolation chroot "$c" -- pulseplan serve 2>&1) || status=$?
-  echo "$out" | sed 's/^/  /'
+  while IFS= read -r line; do echo "  $line"; done <<<"$out"
   echo "exit status: $status"
   if [ "$status" = 0 ] || ! grep -q "TOKEN_ENCRYPTION_KEY is not set" <<<"$out"; then
     echo "error: expected a refusal naming TOKEN_ENCRYPTION_KEY" >&2

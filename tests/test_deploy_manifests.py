@@ -235,15 +235,32 @@ async def test_every_metric_an_alert_uses_is_exported(client: Any) -> None:
     assert used <= exported, f"not exported: {sorted(used - exported)}"
 
 
-def test_promtool_accepts_the_rules() -> None:
+@pytest.mark.parametrize(
+    "command",
+    [["check", "rules", str(ALERTS)], ["test", "rules", str(ALERTS.with_suffix(".test.yml"))]],
+    ids=["check", "unit-tests"],
+)
+def test_promtool_accepts_the_rules(command: list[str]) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
     result = subprocess.run(
-        [promtool, "check", "rules", str(ALERTS)],
+        [promtool, *command],
+        cwd=ALERTS.parent,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_build_script_passes_shellcheck() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (Debian: apt-get install shellcheck)")
+    script = ROOT / "deploy" / "build-image.sh"
+    result = subprocess.run(
+        [shellcheck, str(script)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
