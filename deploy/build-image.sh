@@ -157,11 +157,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Sets NEW_CONTAINER (not printed: a $(...) subshell would lose the cleanup list).
 new_container() {
-  local c
-  c=$("${BA[@]}" from --pull=never "$IMAGE")
-  CONTAINERS+=("$c")
-  echo "$c"
+  NEW_CONTAINER=$("${BA[@]}" from --pull=never "$IMAGE")
+  CONTAINERS+=("$NEW_CONTAINER")
 }
 
 # GET a loopback URL: prints "<status> <body>", never fails (status 000 when nothing answers).
@@ -389,7 +388,8 @@ for key in ("User", "WorkingDir", "ExposedPorts", "Entrypoint", "Cmd", "StopSign
 print("Env:", " ".join(e for e in c["Env"] if e.startswith(("PULSEPLAN_", "DATABASE_URL"))))
 '
   local c
-  c=$(new_container)
+  new_container
+  c=$NEW_CONTAINER
 
   say "contents: no compiler, no build tools, no wheels or caches"
   # shellcheck disable=SC2016  # this script runs inside the image
@@ -429,17 +429,20 @@ print("Env:", " ".join(e for e in c["Env"] if e.startswith(("PULSEPLAN_", "DATAB
   "${BA[@]}" run --isolation chroot "$c" -- sh -c 'ls -l /var/lib/pulseplan | tail -n +2'
 
   local prod
-  prod=$(new_container)
+  new_container
+  prod=$NEW_CONTAINER
   serve_and_probe "$prod" production \
     "TOKEN_ENCRYPTION_KEY=$(python3 -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())')" \
     "SECRET_KEY=$(secret)" "SUPABASE_JWT_SECRET=$(secret)" \
     PUBLIC_BASE_URL=https://pulseplan.invalid PULSEPLAN_PROVIDERS=
   local ro
-  ro=$(new_container)
+  new_container
+  ro=$NEW_CONTAINER
   readonly_pid1_run "$ro" readonly PULSEPLAN_ENV=development
   if [ -n "${SMOKE_REDIS_URL:-}" ]; then
     local multi
-    multi=$(new_container)
+    new_container
+    multi=$NEW_CONTAINER
     readonly_pid1_run "$multi" workers PULSEPLAN_ENV=development PULSEPLAN_WORKERS=2 LOG_FORMAT=json \
       "REDIS_URL=$SMOKE_REDIS_URL" REDIS_KEY_PREFIX=pulseplan:smoke: \
       PROMETHEUS_MULTIPROC_DIR=/run/pulseplan/metrics

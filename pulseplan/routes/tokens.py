@@ -70,6 +70,20 @@ class AuditQuery(BaseModel):
     _utc = field_validator("before")(as_utc)
 
 
+async def record(action: str, provider: str, outcome: str, detail: str | None = None) -> None:
+    """Record what the signed-in user did to their own connection."""
+    user = current_user()
+    await current_runtime().auditor.action(
+        actor_type="user",
+        actor_id=user.id,
+        user_id=user.id,
+        provider=provider,
+        action=action,
+        outcome=outcome,
+        detail=detail,
+    )
+
+
 def connection_json(row: Connection, decryptable: bool) -> dict[str, Any]:
     status, reason = row.status, row.status_reason
     if not decryptable:
@@ -161,14 +175,7 @@ async def store_connection(provider: str, data: TokenCreate) -> Response:
             email=data.email,
         ),
     )
-    await runtime.auditor.action(
-        actor_type="user",
-        actor_id=user.id,
-        user_id=user.id,
-        provider=provider,
-        action="store",
-        outcome="created" if created else "replaced",
-    )
+    await record("store", provider, "created" if created else "replaced")
     return no_store(
         {
             "message": f"{title(provider)} connection stored successfully",
@@ -190,13 +197,10 @@ async def delete_connection(provider: str) -> Response:
     user = current_user()
     result = await runtime.broker.disconnect(user.id, provider)
     revocation = result.revocation
-    await runtime.auditor.action(
-        actor_type="user",
-        actor_id=user.id,
-        user_id=user.id,
-        provider=provider,
-        action="disconnect",
-        outcome="revoked" if revocation.revoked else "revocation_failed",
+    await record(
+        "disconnect",
+        provider,
+        "revoked" if revocation.revoked else "revocation_failed",
         detail=revocation.detail,
     )
     return jsonify(
@@ -237,23 +241,9 @@ async def force_refresh(provider: str) -> Response:
     try:
         fresh = await runtime.broker.token(row, force=True)
     except TokenProblem as problem:
-        await runtime.auditor.action(
-            actor_type="user",
-            actor_id=user.id,
-            user_id=user.id,
-            provider=provider,
-            action="refresh",
-            outcome=problem.code,
-        )
+        await record("refresh", provider, problem.code)
         raise
-    await runtime.auditor.action(
-        actor_type="user",
-        actor_id=user.id,
-        user_id=user.id,
-        provider=provider,
-        action="refresh",
-        outcome="refreshed" if fresh.refreshed else "ok",
-    )
+    await record("refresh", provider, "refreshed" if fresh.refreshed else "ok")
     return jsonify(
         {
             "provider": provider,
