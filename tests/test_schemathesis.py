@@ -32,7 +32,7 @@ EXCLUDED = "use_after_free"
 
 
 def run_schemathesis(
-    url: str, token: str, *extra: str, seconds: int = 60
+    url: str, token: str, *extra: str, seconds: int = 60, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
@@ -61,6 +61,7 @@ def run_schemathesis(
             *extra,
         ],
         env=base_env({}),
+        cwd=cwd,  # schemathesis keeps a crash cache in the working directory
         capture_output=True,
         text=True,
         timeout=240,
@@ -84,9 +85,9 @@ def test_no_5xx_no_schema_violation_no_ignored_auth(tmp_path: Path) -> None:
         secret = agent.stdout.strip()
         settings = Settings.load(env, env_file=None, generate_dev_secrets=False)
         with running_server(env, tmp_path) as server:
-            as_user = run_schemathesis(server.base_url, user_token(settings))
+            as_user = run_schemathesis(server.base_url, user_token(settings), cwd=tmp_path)
             as_agent = run_schemathesis(
-                server.base_url, secret, "--include-tag", "agent", seconds=20
+                server.base_url, secret, "--include-tag", "agent", seconds=20, cwd=tmp_path
             )
             log = "".join(server.output)
     report = as_user.stdout[-8000:] + as_agent.stdout[-4000:]
