@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     supabase_anon_key: SecretStr | None = None
     supabase_rest_timeout: float = Field(default=10.0, gt=0, le=60)
     redis_url: SecretStr | None = None
-    # Redis layer (pulseplan.cache; .env.example.redis): used only when REDIS_URL is set.
+    # Redis layer (pulseplan.cache; .env.example): used only when REDIS_URL is set.
     redis_key_prefix: str = Field(default="pulseplan:", pattern=r"^pulseplan:([A-Za-z0-9_.-]+:)*$")
     redis_cache_ttl: float = Field(default=300.0, ge=1, le=3600)
     redis_socket_timeout: float = Field(default=1.0, gt=0, le=30)
@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     public_base_url: str = "http://localhost:8000"
     allowed_return_urls: CommaList = Field(default_factory=list)
     enable_rate_limiting: bool | None = None
-    # Rate limits per route group, security headers, CORS, request sizes (.env.example.edge)
+    # Rate limits per route group, security headers, CORS, request sizes (.env.example)
     rate_limit_tokens: RateSpec = "120/60"
     rate_limit_agent: RateSpec = "600/60"
     rate_limit_oauth_start: RateSpec = "20/60"
@@ -150,7 +150,7 @@ class Settings(BaseSettings):
     # Connection events
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
-    # Observability (pulseplan.observability; .env.example.observability). Unset choices
+    # Observability (pulseplan.observability; .env.example). Unset choices
     # default by environment: JSON to stdout with hashed user ids in production.
     log_level: str = Field(
         default="INFO", pattern=r"(?i)^(trace|debug|info|success|warning|error|critical)$"

@@ -31,7 +31,7 @@ invalidation that failed leaves a possibly stale entry in Redis, so this process
 2. remembers the users whose invalidation failed and replays the invalidation as soon as Redis
    answers again (on the next cache call or health check), before others read the stale entries.
 
-Limits (documented in .env.example.redis): another process that never saw a Redis error may
+Limits (documented in .env.example): another process that never saw a Redis error may
 serve such a user's pre-write row until this process's replay succeeds or the TTL ends, whichever
 comes first. That needs a Redis this process could not reach while the other could (partition)
 or a short outage with no traffic in the other process. Such a row is still ciphertext of a real
