@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from redis.asyncio import Redis
@@ -74,11 +75,17 @@ async def _redis_ping() -> None:
         await redis.aclose()
 
 
+def _where(url: str) -> str:
+    """``host:port`` of ``url`` (never its user or password)."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}"
+
+
 def unreachable() -> str | None:
     """Why PostgreSQL + Redis cannot be used here, or ``None`` when both answer."""
     probes: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
-        ("PostgreSQL at 127.0.0.1:5432", lambda: _admin(ADMIN_URL, "SELECT 1")),
-        ("Redis at 127.0.0.1:6379", _redis_ping),
+        (f"PostgreSQL at {_where(ADMIN_URL)}", lambda: _admin(ADMIN_URL, "SELECT 1")),
+        (f"Redis at {_where(REDIS_URL)}", _redis_ping),
     ]
     for what, probe in probes:
         try:

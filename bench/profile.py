@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--py-spy", dest="py_spy")
     parser.add_argument("--raw", type=Path, help="keep py-spy's collapsed stacks here")
+    parser.add_argument("--source", help="run the server from another checkout (A/B)")
     args = parser.parse_args(argv)
     py_spy = find_py_spy(args.py_spy)
     if py_spy is None:
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pulseplan-profile-") as tmp:
         folder = Path(tmp)
         with FakeHost(folder, cpus=plan.fakes) as fakes:
-            env = run_env(fakes, sqlite_backend(folder), folder, None)
+            env = run_env(fakes, sqlite_backend(folder), folder, args.source)
             port = free_port()
             env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
             settings = Settings.load(env, env_file=None, generate_dev_secrets=False)

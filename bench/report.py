@@ -85,7 +85,8 @@ class Results:
     settings: dict[str, Any]
     servers: list[ServerRun] = field(default_factory=list)
     sweeps: list[SweepRun] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    #: ``SKIPPED: ...`` and ``FAILED: ...`` lines, printed before the tables.
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,8 +144,8 @@ def render(results: Results, out: Callable[[str], None] = print) -> None:
     out(f"load generator: {m['load_generator']}; load average at start: {m['load_average']}")
     for key, value in results.settings.items():
         out(f"{key}: {value}")
-    for line in results.skipped:
-        out(f"SKIPPED: {line}")
+    for line in results.notes:
+        out(line)
     for run in results.servers:
         out("")
         rss = ", ".join(f"{r:.0f}" for r in run.rss_mib)

@@ -245,16 +245,19 @@ def selected_backends(
             chosen.append(backends.sqlite_backend(folder))
         if "postgres" in keys:
             reason = backends.unreachable()
-            if reason is None:
-                chosen.append(stack.enter_context(backends.postgres_redis_backend()))
+            if reason is not None:
+                results.notes.append(f"SKIPPED: PostgreSQL + Redis: {reason}")
             else:
-                results.skipped.append(f"PostgreSQL + Redis: {reason}")
+                try:
+                    chosen.append(stack.enter_context(backends.postgres_redis_backend()))
+                except Exception as exc:
+                    results.notes.append(f"FAILED: preparing PostgreSQL + Redis: {exc!r}")
         yield chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="SQLite only, short runs (~20 s)")
+    parser.add_argument("--quick", action="store_true", help="SQLite only, short runs (~15 s)")
     parser.add_argument("--backends", help="comma list of sqlite,postgres")
     parser.add_argument("--concurrency", help="comma list, e.g. 1,16,64")
     parser.add_argument("--duration", type=int, help="seconds per measurement")
@@ -300,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                     try:
                         results.servers.append(serve_and_measure(label, env, folder, workers, args))
                     except Exception as exc:
-                        results.skipped.append(f"{label}, {workers} worker(s) FAILED: {exc}")
+                        results.notes.append(f"FAILED: {label}, {workers} worker(s): {exc}")
                 if args.sweep:
                     sweep_env = dict(env)
                     if backend.key == "sqlite":
@@ -308,11 +311,11 @@ def main(argv: list[str] | None = None) -> int:
                     try:
                         results.sweeps.append(sweep(backend.label, sweep_env, folder, fakes, args))
                     except Exception as exc:
-                        results.skipped.append(f"{backend.label} sweep FAILED: {exc}")
+                        results.notes.append(f"FAILED: {backend.label} sweep: {exc}")
     render(results)
     if args.json:
         args.json.write_text(json.dumps(results.as_dict(), indent=2))
-    return 0
+    return 1 if any(note.startswith("FAILED") for note in results.notes) else 0
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pulseplan.settings import Settings
 if TYPE_CHECKING:
     from pulseplan.audit import Auditor
     from pulseplan.broker.service import TokenBroker
+    from pulseplan.cache.client import RedisClient
     from pulseplan.crypto import TokenCipher
     from pulseplan.events import EventBus
     from pulseplan.oauth.flows import FlowService
@@ -71,6 +72,8 @@ class Runtime:
     flows: FlowService = field(init=False)
     auditor: Auditor = field(init=False)
     background: BackgroundRefresher | None = None
+    #: The shared Redis client when REDIS_URL is set (the cache layer owns it; others borrow).
+    redis: RedisClient | None = None
     auto_migrate: bool = True
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

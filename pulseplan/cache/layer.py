@@ -90,6 +90,7 @@ def install(runtime: Runtime, storage: Storage) -> RedisLayer:
         locks=LayeredLocks(RedisLocks(client), StorageLocks(storage)),
         flows=RedisFlowStore(client, fallback=storage),
     )
+    runtime.redis = client  # the rate limiter shares this pool
     runtime.add_check("redis", layer.check, critical=True)
     runtime.on_start.append(client.open)
     runtime.on_stop.append(client.close)

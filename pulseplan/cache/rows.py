@@ -62,6 +62,7 @@ from pulseplan.cache.client import RedisClient
 from pulseplan.cache.client import RedisUnavailable
 from pulseplan.cache.delegate import DelegatingStorage
 from pulseplan.cache.locks import ttl_ms
+from pulseplan.observability import metrics
 from pulseplan.storage.base import Storage
 from pulseplan.storage.models import Connection
 from pulseplan.storage.models import NewConnection
@@ -285,6 +286,7 @@ class CachedStorage(DelegatingStorage):
             else:
                 if cached is None or (cached.user_id, cached.provider) == (user_id, provider):
                     self.hits += 1
+                    metrics.cache_hit("connections")
                     return cached
         started = time.monotonic()
         row = await self.inner.get_connection(user_id, provider)
@@ -293,6 +295,7 @@ class CachedStorage(DelegatingStorage):
             self.bypassed += 1
             return row
         self.misses += 1
+        metrics.cache_miss("connections")
         await self._fill(user_id, gen, field, rowcodec.dump_row(row), [row], started)
         return row
 
@@ -306,6 +309,7 @@ class CachedStorage(DelegatingStorage):
             else:
                 if all(row.user_id == user_id for row in cached):
                     self.hits += 1
+                    metrics.cache_hit("connections")
                     return cached
         started = time.monotonic()
         rows = await self.inner.list_connections(user_id)
@@ -314,6 +318,7 @@ class CachedStorage(DelegatingStorage):
             self.bypassed += 1
             return rows
         self.misses += 1
+        metrics.cache_miss("connections")
         await self._fill(user_id, gen, LIST_FIELD, rowcodec.dump_rows(rows), rows, started)
         return rows
 

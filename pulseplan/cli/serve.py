@@ -45,6 +45,9 @@ def serve(host: str, port: int, workers: int, graceful_timeout: float) -> None:
     # workers=0 runs in this process; more spawn children that each import the app.
     config.workers = 0 if workers == 1 else workers
     config.graceful_timeout = graceful_timeout
+    # Let oversized request heads reach the app, whose limits (MAX_QUERY_STRING_BYTES,
+    # MAX_HEADER_BYTES) answer 414/431 as JSON; Hypercorn's own 431 has no body at all.
+    config.h11_max_incomplete_size = 128 * 1024
     config.accesslog = None  # request logging is PulsePlan's own, with redaction
     # observability: a logger object (not "-") makes Hypercorn keep its hands off the handlers, so
     # its lines reach PulsePlan's sink through the root logger (JSON, redacted).

@@ -120,9 +120,8 @@ def build_limiter(runtime: Runtime, *, clock: Callable[[], float] = time.time) -
     policies = policies_from_settings(settings)
     if settings.redis_url is None:
         return RateLimiter(policies, secret=secret, clock=clock)
-    # TODO(cache): pulseplan.cache.layer.install builds the app's RedisClient but does not expose
-    # it yet; once it sets ``runtime.redis`` the limiter shares that pool instead of its own.
-    shared = getattr(runtime, "redis", None)
+    # The cache layer's client (runtime.redis) when it exists: one pool per worker, not two.
+    shared = runtime.redis
     client = shared if isinstance(shared, RedisClient) else RedisClient.from_settings(settings)
     backend = RedisBackend(client, owned=client is not shared)
     if client is not shared:
