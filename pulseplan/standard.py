@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -80,6 +81,8 @@ TRANSIENT_ERRORS = frozenset(
 )
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 529})
 MAX_LIFETIME = 10 * 365 * 24 * 3600
+#: A plugin's own failure reading: ``classifier(response, operation=...) -> ProviderError``.
+Classifier = Callable[..., ProviderError]
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -232,14 +235,38 @@ class StandardOAuth2:
         fields = dict(
             url_decode(prepare_token_request(grant_type, **{k: v for k, v in params.items() if v}))
         )
-        request = self.client_request(self.settings.token_url, fields)
-        response = await self.send(request, operation="token request")
-        return self.token_response(response, operation=f"{grant_type} grant")
+        return await self.post_token(fields, operation=f"{grant_type} grant")
 
-    def token_response(self, response: httpx.Response, *, operation: str) -> dict[str, Any]:
+    async def post_token(
+        self,
+        fields: dict[str, str],
+        *,
+        operation: str,
+        classifier: Classifier | None = None,
+    ) -> dict[str, Any]:
+        """POST ``fields`` to the token endpoint (client auth, body format, shared client).
+
+        :param classifier: the plugin's reading of failures (Google's 403 reasons, Microsoft's
+            AADSTS codes), called as ``classifier(response, operation=...)``; the standard
+            :func:`classify` when omitted.
+        :raises ProviderError: classified failure.
+        """
+        request = self.client_request(self.settings.token_url, fields)
+        response = await self.send(request, operation=operation)
+        return self.token_response(response, operation=operation, classifier=classifier)
+
+    def token_response(
+        self, response: httpx.Response, *, operation: str, classifier: Classifier | None = None
+    ) -> dict[str, Any]:
         """Decode a token-endpoint response or raise the classified error."""
+
+        def failure() -> ProviderError:
+            if classifier is not None:
+                return classifier(response, operation=operation)
+            return classify(response, provider=self.spec.name, operation=operation)
+
         if not response.is_success:
-            raise classify(response, provider=self.spec.name, operation=operation)
+            raise failure()
         try:
             data = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -249,7 +276,7 @@ class StandardOAuth2:
         if not isinstance(data, dict):
             raise ProviderUnavailable(f"{operation} returned no object", provider=self.spec.name)
         if data.get("error") or data.get("object") == "error":
-            raise classify(response, provider=self.spec.name, operation=operation)
+            raise failure()
         if not isinstance(data.get("access_token"), str) or not data["access_token"]:
             raise ProviderMisconfigured(
                 f"{operation} returned no access_token", provider=self.spec.name

@@ -9,9 +9,13 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from pulseplan.plugins import PluginHost
 from pulseplan.testing.fake_provider import FakeProvider
+from pulseplan.testing.harness import PluginHarness
+from pulseplan.testing.harness import harness_settings
 from pulseplan.testing.vault import Vault
 from pulseplan.testing.vault import running_vault
 
@@ -61,5 +65,43 @@ async def pulseplan_vault(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
                     **env,
                 )
             )
+
+        yield make
+
+
+@pytest.fixture
+async def plugin_harness(
+    tmp_path: Path, fake_provider: Callable[..., FakeProvider]
+) -> AsyncIterator[Callable[..., Any]]:
+    """A factory: ``await plugin_harness("google", pulseplan_google)`` -> a
+    :class:`~pulseplan.testing.harness.PluginHarness` on a started fake of the same profile
+    (``profile=`` to choose another, ``fake=`` to reuse one); other keywords become settings."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        harnesses: list[PluginHarness] = []
+
+        async def record(request: httpx.Request) -> None:
+            for harness in harnesses:
+                harness.urls.append(str(request.url))
+
+        http.event_hooks["request"] = [record]
+
+        async def make(
+            name: str,
+            plugin: object,
+            *,
+            profile: str | None = None,
+            fake: FakeProvider | None = None,
+            **env: str,
+        ) -> PluginHarness:
+            fake = fake or fake_provider(profile or name)
+            settings = harness_settings(tmp_path, {**fake.env(name), **env})
+            host = PluginHost(settings, load_entrypoints=False, extra_plugins=[(name, plugin)])
+            info = host.info(name)
+            assert info.settings is not None
+            assert info.configured, info.settings.problems
+            host.bind_http(http)
+            harness = PluginHarness(name, fake, host)
+            harnesses.append(harness)
+            return harness
 
         yield make

@@ -32,19 +32,13 @@ def _json_object(response: httpx.Response) -> dict[str, Any] | None:
 async def token_call(
     provider: ProviderContext, fields: dict[str, str], *, operation: str
 ) -> dict[str, Any]:
-    """POST ``fields`` to the token endpoint with the client's credentials.
+    """POST ``fields`` to the token endpoint through the host's standard client, failures read
+    by :func:`~pulseplan_google.errors.classify`.
 
     :return: the decoded token response.
-    :raises ProviderError: classified by :func:`~pulseplan_google.errors.classify`.
+    :raises ProviderError: classified failure.
     """
-    standard = provider.standard
-    request = standard.client_request(provider.settings.token_url, fields)
-    response = await standard.send(request, operation=operation)
-    data = _json_object(response) if response.is_success else None
-    if not response.is_success or (data is not None and data.get("error")):
-        raise classify(response, operation=operation)
-    # Non-JSON bodies and missing access tokens are reported the standard way.
-    return standard.token_response(response, operation=operation)
+    return await provider.standard.post_token(fields, operation=operation, classifier=classify)
 
 
 async def tokeninfo(provider: ProviderContext, url: str, access_token: str) -> httpx.Response:
