@@ -121,6 +121,10 @@ async def test_wrong_pkce_verifier_is_refused_by_the_provider(vault: Vault) -> N
         "javascript:alert(1)",
         "http://app.example/connected",  # scheme must match too
         "https://app.example/connected-elsewhere",
+        "https://app.example:99999/connected",  # malformed ports and hosts: 400, never 500
+        "https://app.example:abc/connected",
+        "https://[abc/connected",
+        "https://app.example\u2100b/connected",
     ],
 )
 async def test_return_url_off_the_allow_list(vault: Vault, target: str) -> None:
@@ -128,6 +132,23 @@ async def test_return_url_off_the_allow_list(vault: Vault, target: str) -> None:
     response = await vault.authorize(user, return_url=target)
     assert await error_code(response) == "return_url_not_allowed"
     await assert_nothing_stored(vault, user)
+
+
+@pytest.mark.parametrize(
+    "target", ["https://app.example/app/../admin", "https://app.example/app/%2e%2e/admin"]
+)
+async def test_dot_segments_cannot_escape_an_allowed_prefix(tmp_path: Path, target: str) -> None:
+    async with running_vault(
+        tmp_path,
+        providers={"acme": FakeProvider("standard")},
+        ALLOWED_RETURN_URLS="https://app.example/app/",
+    ) as vault:
+        user = new_user()
+        assert (
+            await vault.authorize(user, return_url="https://app.example/app/done")
+        ).status_code == 200
+        refused = await vault.authorize(user, return_url=target)
+        assert await error_code(refused) == "return_url_not_allowed"
 
 
 async def test_user_denial_comes_back_as_an_error_status(vault: Vault) -> None:

@@ -89,6 +89,23 @@ async def test_listing_has_seed_fields_and_correct_expiry(vault: Vault) -> None:
     assert (listing[0]["expires_at"], listing[0]["is_expired"]) == (None, False)
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"access_token": "at", "email": "a\u0000b@example.test"},
+        {"access_token": "at with space"},
+        {"access_token": "at", "expires_at": 0},
+        {"access_token": "at", "scopes": ["has space"]},
+    ],
+)
+async def test_bad_token_bodies_are_422_on_every_backend(
+    vault: Vault, body: dict[str, Any]
+) -> None:
+    response = await post_tokens(vault, new_user(), body)
+    assert response.status_code == 422
+    assert (await response.get_json())["code"] == "validation_error"
+
+
 async def test_delete_missing_is_404_and_unknown_provider_lists_enabled(vault: Vault) -> None:
     user = new_user()
     missing = await vault.client.delete(

@@ -20,7 +20,8 @@ def next_attempt(
     Jitter spreads the retries of many connections that failed together (a provider outage) so
     they do not hit the provider again in one burst when it comes back.
     """
-    ceiling = min(cap, base * 2 ** max(failures - 1, 0))
+    # The exponent is clamped: thousands of failures must not overflow a float.
+    ceiling = min(cap, base * 2.0 ** min(max(failures - 1, 0), 32))
     delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
     if retry_after is not None:
         delay = max(delay, min(retry_after, cap))

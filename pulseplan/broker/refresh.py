@@ -16,6 +16,7 @@ The order of operations is the whole point (DESIGN.md §6.2, security-checklist 
 from __future__ import annotations
 
 import asyncio
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
@@ -38,6 +39,7 @@ from pulseplan.locks import LockManager
 from pulseplan.locks import LockTimeout
 from pulseplan.locks import lease
 from pulseplan.plugins import PluginHost
+from pulseplan.provider import TokenSet
 from pulseplan.settings import Settings
 from pulseplan.storage.base import Storage
 from pulseplan.storage.base import StorageError
@@ -72,14 +74,34 @@ class RefreshCoordinator:
     # ------------------------------------------------------------------ decisions
 
     def needs_refresh(self, row: Connection, now: datetime | None = None) -> bool:
-        """Expires within the skew (and can be refreshed at all)."""
+        """Expires within the skew (and can be refreshed at all).
+
+        A provider whose tokens live shorter than ``REFRESH_SKEW_SECONDS`` gets a refresh on
+        every fetch; lower the skew for such a provider (docs/operations.md).
+        """
         if row.expires_at is None or row.refresh_token is None:
             return False
         return row.expires_at <= (now or utcnow()) + self.skew
 
+    def backing_off(self, row: Connection, now: datetime | None = None) -> bool:
+        """A refresh failed recently and its retry is not due yet."""
+        return row.next_refresh_at is not None and row.next_refresh_at > (now or utcnow())
+
     def usable(self, row: Connection, now: datetime | None = None) -> bool:
         """The stored access token still works (maybe close to expiry)."""
         return row.status != "needs_reauth" and not row.is_expired(now)
+
+    def exclusive(self, connection_id: str) -> AbstractAsyncContextManager[str | None]:
+        """Hold the connection's refresh lock (disconnect, so no refresh races a revocation).
+
+        :raises LockTimeout: the lock stayed busy for ``REFRESH_LOCK_WAIT`` seconds.
+        """
+        return lease(
+            self.locks,
+            f"refresh:{connection_id}",
+            ttl=self.settings.refresh_lock_ttl,
+            wait=self.settings.refresh_lock_wait,
+        )
 
     # ------------------------------------------------------------------ entry point
 
@@ -160,25 +182,21 @@ class RefreshCoordinator:
         except ProviderUnavailable as exc:
             return await self._transient(row, exc)
 
-        now = utcnow()
-        changes: dict[str, Any] = {
-            "access_token": self.codec.encrypt(row, "access_token", tokens.access_token),
-            # No refresh_token in the response means "keep using the old one" (RFC 6749 §6).
-            "refresh_token": self.codec.encrypt(row, "refresh_token", tokens.refresh_token)
-            if tokens.refresh_token
-            else row.refresh_token,
-            "expires_at": tokens.expires_at,
-            "scopes": tokens.scopes if tokens.scopes is not None else row.scopes,
-            "metadata": {**row.metadata, **tokens.metadata},
-            "status": "active",
-            "status_reason": None,
-            "last_refreshed_at": now,
-            "next_refresh_at": None,
-            "refresh_failures": 0,
-        }
-        updated = await self._write(row, changes)
+        try:
+            updated = await self._store(row, tokens, spent=refresh_token)
+        except Exception as exc:
+            # The provider may already have rotated the grant: say so loudly, the new refresh
+            # token exists nowhere else.
+            logger.critical(
+                "refreshed tokens of connection {} ({}) could not be stored ({}); "
+                "a rotated refresh token may be lost",
+                row.id,
+                row.provider,
+                type(exc).__name__,
+            )
+            raise
         if updated is None:
-            # Fenced out: our lease lapsed and another refresher wrote first. Never overwrite.
+            # Another refresher won (or the row is gone): never overwrite a newer grant.
             logger.warning("refresh of {} lost the version fence; using the newer row", row.id)
             current = await self.storage.get_connection_by_id(row.id)
             if current is not None and self.usable(current):
@@ -194,6 +212,48 @@ class RefreshCoordinator:
             scopes=updated.scopes,
             refreshed=True,
         )
+
+    def _changes(self, base: Connection, tokens: TokenSet) -> dict[str, Any]:
+        return {
+            "access_token": self.codec.encrypt(base, "access_token", tokens.access_token),
+            # No refresh_token in the response means "keep using the old one" (RFC 6749 §6).
+            "refresh_token": self.codec.encrypt(base, "refresh_token", tokens.refresh_token)
+            if tokens.refresh_token
+            else base.refresh_token,
+            "expires_at": tokens.expires_at,
+            "scopes": tokens.scopes if tokens.scopes is not None else base.scopes,
+            "metadata": {**base.metadata, **tokens.metadata},
+            "status": "active",
+            "status_reason": None,
+            "last_refreshed_at": utcnow(),
+            "next_refresh_at": None,
+            "refresh_failures": 0,
+        }
+
+    async def _store(self, row: Connection, tokens: TokenSet, *, spent: str) -> Connection | None:
+        """Write the refreshed tokens with the version fence.
+
+        When the fence refuses the write, the row is re-read: if it still holds the refresh
+        token we just spent, nobody else refreshed (key rotation re-encrypted it, or a status
+        changed), so our tokens are the live ones and are written again on the new version. If
+        it holds another refresh token, a newer grant won: ``None``.
+        """
+        current: Connection | None = row
+        for _ in range(WRITE_ATTEMPTS):
+            assert current is not None
+            updated = await self._write(current, self._changes(current, tokens))
+            if updated is not None:
+                return updated
+            current = await self.storage.get_connection_by_id(row.id)
+            if current is None or current.refresh_token is None:
+                return None
+            try:
+                holds_spent = self.codec.decrypt(current, "refresh_token") == spent
+            except TokenProblem:
+                return None
+            if not holds_spent:
+                return None
+        return None
 
     async def _write(self, row: Connection, changes: dict[str, Any]) -> Connection | None:
         """Fenced write, retried on storage hiccups: a rotated token exists nowhere else."""
@@ -219,13 +279,19 @@ class RefreshCoordinator:
         if current is not None and current.version != row.version:
             # A sibling refreshed (and rotated) while we were calling: its token is good.
             return self._current(current)
-        await self.storage.update_connection(
+        marked = await self.storage.update_connection(
             row.id,
             row.version,
             status="needs_reauth",
             status_reason=exc.error or "reconnect_required",
             next_refresh_at=None,
         )
+        if marked is None:
+            # The row changed under us (a reconnect, a sibling's refresh): judge it as it is now.
+            latest = await self.storage.get_connection_by_id(row.id)
+            if latest is None:
+                raise NotConnected(f"{row.provider} is not connected")
+            return self._current(latest)
         self.events.fire(
             "needs_reauth",
             user_id=row.user_id,

@@ -21,6 +21,7 @@ from pulseplan.errors import BadRequest
 from pulseplan.errors import ProviderError
 from pulseplan.errors import ProviderUnavailable
 from pulseplan.events import EventBus
+from pulseplan.locks import LockTimeout
 from pulseplan.plugins import PluginHost
 from pulseplan.provider import Revocation
 from pulseplan.provider import TokenSet
@@ -28,6 +29,7 @@ from pulseplan.provider import Validation
 from pulseplan.storage.base import Storage
 from pulseplan.storage.models import Connection
 from pulseplan.storage.models import NewConnection
+from pulseplan.storage.models import utcnow
 
 REVOKE_ATTEMPTS = 3
 
@@ -79,7 +81,18 @@ class TokenBroker:
         if row.status == "needs_reauth":
             raise NeedsReauth(f"{row.provider} must be reconnected ({row.status_reason})")
         if self.refresher.needs_refresh(row):
-            return None
+            if not self.refresher.backing_off(row):
+                return None
+            # A refresh failed moments ago and its retry is not due: polling must not hammer a
+            # failing provider. Serve the still-valid token, or say when to come back.
+            if not row.is_expired():
+                return self.codec.fresh(row)
+            assert row.next_refresh_at is not None
+            wait = max(1, int((row.next_refresh_at - utcnow()).total_seconds()))
+            raise ProviderDown(
+                f"{row.provider} refresh is backing off after a failure ({row.status_reason})",
+                headers={"Retry-After": str(wait)},
+            )
         if row.is_expired():
             raise NeedsReauth(f"{row.provider} token expired and cannot be refreshed")
         return self.codec.fresh(row)
@@ -154,7 +167,12 @@ class TokenBroker:
         )
         if refresh is None:
             existing = await self.storage.get_connection(user_id, provider)
-            if existing is not None and existing.email == tokens.email and existing.refresh_token:
+            if (
+                existing is not None
+                and existing.refresh_token
+                and tokens.email is not None
+                and existing.email == tokens.email
+            ):
                 refresh = existing.refresh_token
         row, created = await self.storage.upsert_connection(
             NewConnection(
@@ -175,8 +193,18 @@ class TokenBroker:
         """Revoke at the provider (refresh token preferred, short retry), then delete locally.
 
         The row is deleted whatever the provider says; the result tells whether it revoked.
+        Runs under the connection's refresh lock, so a rotating refresh in flight cannot mint a
+        grant after the old one was revoked; a stuck lock never keeps an account connected.
         """
         row = await self.connection(user_id, provider)
+        try:
+            async with self.refresher.exclusive(row.id):
+                return await self._disconnect(user_id, provider)
+        except LockTimeout:
+            return await self._disconnect(user_id, provider)
+
+    async def _disconnect(self, user_id: str, provider: str) -> Disconnection:
+        row = await self.connection(user_id, provider)  # the latest tokens, after any refresh
         revocation = await self._revoke(row)
         deleted = await self.storage.delete_connection(user_id, provider)
         if deleted is None:
@@ -224,8 +252,8 @@ class TokenBroker:
         """Ask the provider whether the current access token works."""
         if not self.plugins.spec(provider).supports_validate:
             raise BadRequest(f"{provider} does not support token validation")
-        fresh = await self.token(await self.connection(user_id, provider))
         row = await self.connection(user_id, provider)
+        fresh = await self.token(row)
         try:
             return await self.plugins.validate(
                 provider, access_token=fresh.access_token, metadata=dict(row.metadata)

@@ -9,40 +9,48 @@ from __future__ import annotations
 
 from urllib.parse import SplitResult
 from urllib.parse import parse_qsl
+from urllib.parse import unquote
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
 from pulseplan.errors import BadRequest
 
+DOT_SEGMENTS = frozenset({".", ".."})
 
-def _parse(url: str) -> SplitResult | None:
+
+def _parse(url: str) -> tuple[SplitResult, tuple[str, str, int]] | None:
+    """The URL and its (scheme, host, port) origin, or ``None`` when it is not acceptable."""
     if any(ord(ch) < 0x21 or ch == "\\" for ch in url):
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a bad port, a broken IPv6 literal, an NFKC-unsafe host
+        return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
     if parts.username is not None or parts.password is not None:
         return None
-    return parts
-
-
-def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return parts.scheme, (parts.hostname or "").lower(), port
+    # Dot segments would let an allowed prefix reach another path once a browser resolves them.
+    if any(segment in DOT_SEGMENTS for segment in unquote(parts.path).split("/")):
+        return None
+    default = 443 if parts.scheme == "https" else 80
+    return parts, (parts.scheme, parts.hostname.lower(), port or default)
 
 
 def allowed(url: str, allow_list: list[str]) -> bool:
     """Whether ``url`` matches an entry of ``allow_list``."""
-    parts = _parse(url)
-    if parts is None:
+    parsed = _parse(url)
+    if parsed is None:
         return False
+    parts, origin = parsed
     for entry in allow_list:
         base = _parse(entry)
-        if base is None or _origin(base) != _origin(parts):
+        if base is None or base[1] != origin:
             continue
         path = parts.path or "/"
-        base_path = base.path or "/"
+        base_path = base[0].path or "/"
         if path == base_path or (base_path.endswith("/") and path.startswith(base_path)):
             return True
     return False

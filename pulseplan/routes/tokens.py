@@ -56,7 +56,7 @@ class TokenCreate(BaseModel):
     scopes: list[Annotated[str, Field(min_length=1, max_length=256, pattern=SCOPE_TOKEN)]] = Field(
         default_factory=list, max_length=100
     )
-    email: str | None = Field(default=None, max_length=320)
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^\x00-\x1f\x7f]*$")
 
     _iso = field_validator("expires_at", mode="before")(iso_datetime)
     _utc = field_validator("expires_at")(as_utc)
