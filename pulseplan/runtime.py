@@ -74,6 +74,8 @@ class Runtime:
     background: BackgroundRefresher | None = None
     #: The shared Redis client when REDIS_URL is set (the cache layer owns it; others borrow).
     redis: RedisClient | None = None
+    #: Figures of the Redis layer for ``/metrics`` (set with the layer).
+    redis_metrics: Callable[[], dict[str, int]] | None = None
     auto_migrate: bool = True
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -96,25 +98,39 @@ class Runtime:
             headers={"User-Agent": f"pulseplan/{self.version}"},
         )
         self.plugins.bind_http(self.http)
-        await self.storage.open()
-        if self.auto_migrate:
-            await self.storage.migrate()
-        for hook in self.on_start:
-            await hook()
+        try:
+            await self.storage.open()
+            if self.auto_migrate:
+                await self.storage.migrate()
+            for hook in self.on_start:
+                await hook()
+        except BaseException:
+            await self.stop()  # nothing half-open is left behind
+            raise
         if self.background is not None:
             self.background.start()
 
     async def stop(self) -> None:
-        """Stop background work, deliver pending events, close resources (graceful SIGTERM)."""
+        """Stop background work, deliver pending events, close resources (graceful SIGTERM).
+
+        Every step runs even when an earlier one fails, so clients and pools are always closed.
+        """
+        steps: list[Callable[[], Awaitable[None]]] = []
         if self.background is not None:
-            await self.background.stop()
-        for hook in reversed(self.on_stop):
-            await hook()
-        await self.events.drain()
-        await self.storage.close()
+            steps.append(self.background.stop)
+        steps.extend(reversed(self.on_stop))
+        steps.extend((self.events.drain, self.storage.close))
+        failure: BaseException | None = None
+        for step in steps:
+            try:
+                await step()
+            except Exception as exc:
+                failure = failure or exc
         if self.http is not None:
             await self.http.aclose()
             self.http = None
+        if failure is not None:
+            raise failure
 
     async def run_checks(
         self, *, budget: float = 0.8, only_critical: bool = False

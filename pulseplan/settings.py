@@ -221,10 +221,14 @@ class Settings(BaseSettings):
             merged.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
         merged.update(os.environ if environ is None else environ)
         generated: tuple[str, ...] = ()
-        if merged.get("PULSEPLAN_ENV", "development") != "production" and generate_dev_secrets:
+        data_dir = Path(merged.get("PULSEPLAN_DATA_DIR") or ".pulseplan")
+        # The embedded database lives in the data dir unless DATABASE_URL says otherwise.
+        merged.setdefault("DATABASE_URL", f"sqlite:///{data_dir / 'pulseplan.db'}")
+        # Only an explicit (or absent) "development" generates secrets: a typo such as "prod"
+        # must fail validation, not quietly write development secrets first.
+        if merged.get("PULSEPLAN_ENV", "development") == "development" and generate_dev_secrets:
             from pulseplan.devsecrets import dev_secrets
 
-            data_dir = Path(merged.get("PULSEPLAN_DATA_DIR", ".pulseplan"))
             extra, generated = dev_secrets(data_dir, merged)
             merged = {**extra, **merged}
         fields = {name: merged[name.upper()] for name in cls.model_fields if name.upper() in merged}

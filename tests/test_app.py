@@ -15,6 +15,7 @@ from pulseplan.app import create_app
 from pulseplan.runtime import CheckResult
 from pulseplan.runtime import current_runtime
 from pulseplan.settings import Settings
+from pulseplan.storage.base import StorageError
 
 CANARY = "ya29.canary-secret-value-0123456789"
 
@@ -242,3 +243,37 @@ async def test_providers_endpoint_lists_enabled_providers(
         "pkce": True,
     }
     assert by_name["microsoft"]["supports"]["revoke"] is False
+
+
+async def test_a_failed_start_closes_what_it_opened(settings: Settings) -> None:
+    runtime = create_app(settings).extensions["pulseplan"]
+
+    async def broken() -> None:
+        raise RuntimeError("dependency refused")
+
+    runtime.on_start.append(broken)
+    with pytest.raises(RuntimeError, match="dependency refused"):
+        await runtime.start()
+    assert runtime.http is None
+    with pytest.raises(StorageError, match="not open"):
+        _ = runtime.storage.db  # the embedded SQLite backend: its connection was closed
+
+
+async def test_stop_runs_every_step_when_one_fails(settings: Settings) -> None:
+    runtime = create_app(settings).extensions["pulseplan"]
+    ran: list[str] = []
+
+    async def failing() -> None:
+        raise RuntimeError("close failed")
+
+    async def later() -> None:
+        ran.append("later")
+
+    runtime.on_stop.extend([later, failing])  # reversed on stop: failing runs first
+    await runtime.start()
+    with pytest.raises(RuntimeError, match="close failed"):
+        await runtime.stop()
+    assert ran == ["later"]
+    assert runtime.http is None
+    with pytest.raises(StorageError, match="not open"):
+        _ = runtime.storage.db  # the embedded SQLite backend: its connection was closed

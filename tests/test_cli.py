@@ -59,6 +59,18 @@ def test_check_reports_every_problem_and_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "error: GOOGLE_CLIENT_ID is not set" in result.stderr
     assert "error: CANVAS_BASE_URL is not set" in result.stderr
+    # Unconfigured providers do not hide the dependency checks: both are worth knowing.
+    assert "ok       storage: sqlite" in result.stdout
+
+
+def test_check_names_an_invalid_setting_without_echoing_its_value(tmp_path: Path) -> None:
+    result = pulseplan(
+        "check", env={**BASE_ENV, "OAUTH_FLOW_TTL": "s3cret-looking-999999"}, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "error: OAUTH_FLOW_TTL: " in result.stderr
+    assert "s3cret-looking" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_check_passes_when_configured(tmp_path: Path) -> None:

@@ -69,6 +69,9 @@ async def test_with_redis_flows_cache_and_locks_use_it(tmp_path: Path) -> None:
         status, body = await ready(vault)
         assert (status, body["status"]) == (200, "ready")
         assert body["checks"]["redis"]["status"] == "ok"
+        scraped = await (await vault.client.get("/metrics")).get_data(as_text=True)
+        assert "pulseplan_redis_up 1.0" in scraped
+        assert 'pulseplan_redis_fallbacks{kind="lock_skips"} 0.0' in scraped
 
 
 async def test_redis_down_the_service_keeps_serving_from_the_database(
@@ -89,6 +92,9 @@ async def test_redis_down_the_service_keeps_serving_from_the_database(
         assert (detailed.status_code, details["status"]) == (200, "degraded")
         assert "unreachable" in details["checks"]["redis"]["detail"]
         assert PASSWORD not in await detailed.get_data(as_text=True)
+        scraped = await (await vault.client.get("/metrics")).get_data(as_text=True)
+        assert "pulseplan_redis_up 0.0" in scraped
+        assert 'pulseplan_redis_fallbacks{kind="flow_fallback_puts"} 1.0' in scraped
     assert any("Redis at redis://127.0.0.1:" in line for line in logs)
     assert not any(PASSWORD in line for line in logs)
 

@@ -96,3 +96,18 @@ async def test_a_flow_stored_during_an_outage_is_found_once_redis_is_back(
     assert await recovered.take_flow("k", now) == "payload"
     assert await recovered.take_flow("k", now) is None
     assert await during_outage.take_flow("k", now) is None
+
+
+async def test_a_flow_in_both_redis_and_the_database_is_still_taken_once(
+    client: TrackedClient, storage: SQLiteStorage
+) -> None:
+    # A SET that timed out after Redis applied it leaves the flow in both places (the store
+    # then also wrote it to the database): taking it from Redis must consume the other copy.
+    now = utcnow()
+    expires = now + timedelta(minutes=10)
+    await storage.put_flow("both", "payload", expires)
+    flows = RedisFlowStore(client, storage)
+    await flows.put_flow("both", "payload", expires)
+    assert await flows.take_flow("both", now) == "payload"
+    assert await flows.take_flow("both", now) is None
+    assert await storage.take_flow("both", now) is None

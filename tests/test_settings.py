@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from pulseplan.app import create_app
 from pulseplan.errors import ConfigurationError
@@ -178,3 +179,18 @@ def test_microsoft_tenant_fills_the_endpoints() -> None:
     assert "/common/oauth2/v2.0/token" in resolve(SPEC, env, production=True).token_url
     env["MICROSOFT_TENANT_ID"] = "contoso.onmicrosoft.com"
     assert "/contoso.onmicrosoft.com/" in resolve(SPEC, env, production=True).authorize_url
+
+
+def test_the_embedded_database_lives_in_the_data_dir(tmp_path: Path) -> None:
+    settings = load({}, tmp_path)
+    expected = f"sqlite:///{tmp_path / 'data' / 'pulseplan.db'}"
+    assert settings.database_url.get_secret_value() == expected
+    explicit = load({"DATABASE_URL": "sqlite:///elsewhere.db"}, tmp_path)
+    assert explicit.database_url.get_secret_value() == "sqlite:///elsewhere.db"
+
+
+def test_a_mistyped_environment_is_refused_before_any_secret_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        load({"PULSEPLAN_ENV": "prod"}, tmp_path)
+    assert [e["loc"] for e in excinfo.value.errors()] == [("pulseplan_env",)]
+    assert not (tmp_path / "data" / "dev-secrets.env").exists()

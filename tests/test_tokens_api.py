@@ -106,6 +106,20 @@ async def test_bad_token_bodies_are_422_on_every_backend(
     assert (await response.get_json())["code"] == "validation_error"
 
 
+async def test_a_body_that_is_not_json_is_400_json(vault: Vault) -> None:
+    user = new_user()
+    response = await vault.client.post(
+        "/api/v1/tokens/connections/acme",
+        data=b'{"access_token": "at-secret-',
+        headers={**vault.headers(user), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.content_type == "application/json"
+    body = await response.get_json()
+    assert (body["code"], body["detail"]) == ("bad_request", "request body is not valid JSON")
+    assert "at-secret" not in await response.get_data(as_text=True)
+
+
 async def test_delete_missing_is_404_and_unknown_provider_lists_enabled(vault: Vault) -> None:
     user = new_user()
     missing = await vault.client.delete(

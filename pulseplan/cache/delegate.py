@@ -21,6 +21,12 @@ class DelegatingStorage(Storage):
         self.inner = inner
         self.name = inner.name
 
+    @property
+    def detail(self) -> str:
+        """The wrapped backend's health detail (the PostgreSQL backend reports its RLS mode)."""
+        detail: str = getattr(self.inner, "detail", self.inner.name)
+        return detail
+
     async def open(self) -> None:
         await self.inner.open()
 

@@ -73,6 +73,9 @@ class RedisFlowStore:
         if raw is None:
             # Not in Redis: it may have been stored while Redis was unreachable.
             return await self.fallback.take_flow(key, now)
+        # A SET that timed out after Redis applied it was also written to the fallback: consume
+        # that copy too, or the same state could be accepted a second time.
+        await self.fallback.take_flow(key, now)
         expires, _, payload = _text(raw).partition("|")
         try:
             expired = datetime.fromtimestamp(float(expires), UTC) <= now

@@ -61,6 +61,16 @@ class RedisLayer:
             return CheckResult("ok", "Redis reachable; row cache paused after a recent error")
         return CheckResult("ok", "Redis reachable: row cache, refresh locks, OAuth flows")
 
+    def metric_values(self) -> dict[str, int]:
+        """The figures ``/metrics`` exports (``pulseplan_redis_up``, ``..._fallbacks``)."""
+        return {
+            "up": 0 if self.client.down else 1,
+            "lock_skips": self.locks.skipped,
+            "flow_fallback_puts": self.flows.fallback_puts,
+            "flow_fallback_takes": self.flows.fallback_takes,
+            "cache_bypassed": self.storage.bypassed,
+        }
+
     def stats(self) -> dict[str, dict[str, float | int | bool]]:
         """Every counter of the layer, for the metrics layer."""
         return {
@@ -91,6 +101,7 @@ def install(runtime: Runtime, storage: Storage) -> RedisLayer:
         flows=RedisFlowStore(client, fallback=storage),
     )
     runtime.redis = client  # the rate limiter shares this pool
+    runtime.redis_metrics = layer.metric_values
     runtime.add_check("redis", layer.check, critical=True)
     runtime.on_start.append(client.open)
     runtime.on_stop.append(client.close)

@@ -9,10 +9,12 @@ from typing import Any
 from typing import TypeVar
 
 import click
+from pydantic import ValidationError
 
 from pulseplan import __version__
 from pulseplan.errors import ConfigurationError
 from pulseplan.errors import PluginError
+from pulseplan.storage.base import StorageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,6 +32,15 @@ def reports_errors(func: F) -> F:
             sys.exit(1)
         except PluginError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except ValidationError as exc:
+            # Field and reason only: the rejected input may be a secret.
+            for error in exc.errors(include_input=False, include_url=False):
+                name = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+                click.echo(f"error: {name}: {error['msg']}", err=True)
+            sys.exit(1)
+        except StorageError as exc:
+            click.echo(f"error: storage: {exc}", err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -16,7 +16,10 @@ from pulseplan.settings import Settings
 
 
 async def _run_checks(runtime: Runtime) -> list[str]:
-    await runtime.start()
+    try:
+        await runtime.start()
+    except Exception as exc:  # the doctor reports what is wrong; it does not crash on it
+        return [f"error: start-up failed: {type(exc).__name__}: {exc}"]
     try:
         results = await runtime.run_checks(budget=5.0)
     finally:
@@ -34,7 +37,8 @@ async def _run_checks(runtime: Runtime) -> list[str]:
 @reports_errors
 def check() -> None:
     """Validate configuration, plugins and dependencies; print every problem."""
-    settings = Settings.load()
+    # A doctor must not act: no background sweep (it would call providers and write rows).
+    settings = Settings.load().model_copy(update={"background_refresh": False})
     problems = list(settings.problems())
     click.echo(f"environment: {settings.pulseplan_env}")
     if settings.generated_secrets or not settings.production:
@@ -50,7 +54,8 @@ def check() -> None:
             state = "configured" if info.configured else "NOT configured"
             click.echo(f"provider {name}: {state}")
         problems.extend(host.problems())
-    if not problems and host is not None:
+    # Dependency checks run even when a provider is unconfigured: both are worth knowing.
+    if not settings.problems() and host is not None:
         app = create_app(settings, plugins=host)
         for line in asyncio.run(_run_checks(app.extensions["pulseplan"])):
             click.echo(line)

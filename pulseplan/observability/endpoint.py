@@ -29,6 +29,7 @@ from quart_schema import hide
 
 from pulseplan import __version__
 from pulseplan.observability import metrics
+from pulseplan.runtime import Runtime
 from pulseplan.runtime import current_runtime
 from pulseplan.storage.base import Storage
 from pulseplan.storage.base import StorageError
@@ -70,13 +71,30 @@ class ConnectionCounts:
         return self._value
 
 
-def scrape_families(counts: dict[str, int] | None) -> list[GaugeMetricFamily]:
-    """The families computed at scrape time: build info and connections by status."""
+def scrape_families(
+    counts: dict[str, int] | None, redis: dict[str, int] | None = None
+) -> list[GaugeMetricFamily]:
+    """The families computed at scrape time: build info, connections by status and, with
+    Redis, whether this worker reaches it and how often it fell back to the database."""
     build = GaugeMetricFamily(
         "pulseplan_build_info", "PulsePlan version of the answering worker.", labels=["version"]
     )
     build.add_metric([__version__], 1)
     families = [build]
+    if redis is not None:
+        up = GaugeMetricFamily(
+            "pulseplan_redis_up", "1 when this worker reached Redis on its last call, else 0."
+        )
+        up.add_metric([], redis.get("up", 0))
+        families.append(up)
+        fallbacks = GaugeMetricFamily(
+            "pulseplan_redis_fallbacks",
+            "Operations this worker served without Redis since it started, by kind.",
+            labels=["kind"],
+        )
+        for kind in ("lock_skips", "flow_fallback_puts", "flow_fallback_takes", "cache_bypassed"):
+            fallbacks.add_metric([kind], redis.get(kind, 0))
+        families.append(fallbacks)
     if counts is not None:
         gauge = GaugeMetricFamily(
             "pulseplan_connections", "Stored connections by status.", labels=["status"]
@@ -85,6 +103,11 @@ def scrape_families(counts: dict[str, int] | None) -> list[GaugeMetricFamily]:
             gauge.add_metric([metrics.label(status)], counts.get(status, 0))
         families.append(gauge)
     return families
+
+
+def redis_stats(runtime: Runtime) -> dict[str, int] | None:
+    """The Redis layer's figures, when there is one."""
+    return runtime.redis_metrics() if runtime.redis_metrics is not None else None
 
 
 def _authorized(token: str | None) -> bool:
@@ -108,7 +131,7 @@ async def metrics_view() -> Response:
             headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
         )
     counts: ConnectionCounts = current_app.extensions[EXTENSION]
-    body = metrics.render([_Static(*scrape_families(await counts.get()))])
+    body = metrics.render([_Static(*scrape_families(await counts.get(), redis_stats(runtime)))])
     response = Response(body, status=200, content_type=metrics.CONTENT_TYPE)
     response.headers["Cache-Control"] = "no-store"
     return response

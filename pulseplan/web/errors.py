@@ -61,6 +61,9 @@ def field_errors(exc: Exception) -> list[dict[str, Any]]:
 class SafeRequest(Request):
     """A request whose body decoding failures are the client's error (400), not ours (500)."""
 
+    def on_json_loading_failed(self, error: Exception) -> Any:
+        raise BadRequest("request body is not valid JSON")
+
     async def get_data(  # type: ignore[override]
         self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
     ) -> str | bytes:

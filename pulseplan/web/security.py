@@ -21,11 +21,11 @@ Request sizes, enforced where:
 * query string: ``MAX_QUERY_STRING_BYTES`` (8 KiB) here -> 414 JSON;
 * all header lines together: ``MAX_HEADER_BYTES`` (16 KiB) here -> 431 JSON.
 
-Hypercorn has its own, looser, bounds and answers them itself (not JSON): over HTTP/1.1, h11
-refuses a request head still incomplete after ``h11_max_incomplete_size`` (16 KiB) bytes, which
-only bites when the head arrives in several reads (a head that arrives in one read of up to
-64 KiB reaches the app, so the checks here are the ones that hold); over HTTP/2 the header list
-is limited by ``h2_max_header_list_size`` (64 KiB).
+Hypercorn has its own, looser, bounds and answers them itself (an empty 431, not JSON): over
+HTTP/1.1, h11 refuses a request head larger than ``h11_max_incomplete_size``, which
+``pulseplan serve`` raises to 128 KiB so that every head up to that size reaches the checks here
+and gets a JSON answer; over HTTP/2 the header list is limited by ``h2_max_header_list_size``
+(64 KiB).
 """
 
 from __future__ import annotations
