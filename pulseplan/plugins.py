@@ -132,17 +132,26 @@ class PluginHost:
         self._check_lists(seen)
         for name, ep in sorted(seen.items()):
             package, version = _distribution(ep)
-            if not self._selected(name):
-                # Disabled plugins are not even imported: a broken one must not block start-up.
+            if name in self.settings.pulseplan_disabled_providers:
+                # Denied plugins are not even imported: a broken one must not block start-up.
                 self._infos[name] = PluginInfo(name, package, version, enabled=False)
                 continue
+            # A plugin left out of PULSEPLAN_PROVIDERS is still imported: only then is it known
+            # whether it is a provider (disabled in _register) or a cross-cutting plugin such
+            # as an audit sink, which an allow-list of providers must not silently turn off.
+            listed = self._selected(name)
             try:
                 plugin = ep.load()
             except Exception as exc:
-                raise PluginError(
+                message = (
                     f"plugin {name!r} ({package or ep.value}) failed to import: "
                     f"{type(exc).__name__}: {exc}"
-                ) from exc
+                )
+                if listed:
+                    raise PluginError(message) from exc
+                logger.warning("{}; not in PULSEPLAN_PROVIDERS, so left out", message)
+                self._infos[name] = PluginInfo(name, package, version, enabled=False)
+                continue
             loaded.append((name, plugin, package, version))
         return loaded
 
@@ -174,7 +183,12 @@ class PluginHost:
         if describe is None:
             self._check_cross_cutting(name)
             return
-        spec = describe()
+        try:
+            spec = describe()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {name!r} failed in describe_provider(): {type(exc).__name__}: {exc}"
+            ) from exc
         if not isinstance(spec, ProviderSpec):
             raise PluginError(f"plugin {name!r}: describe_provider() must return a ProviderSpec")
         if spec.name != name:

@@ -50,12 +50,21 @@ class BackgroundRefresher:
     async def sweep(self, now: datetime | None = None) -> SweepResult:
         """Refresh everything due now; returns counts. Used by ``pulseplan refresh`` too."""
         result = SweepResult()
-        semaphore = asyncio.Semaphore(self.settings.refresh_concurrency)
+        concurrency = self.settings.refresh_concurrency
+        semaphore = asyncio.Semaphore(concurrency)
+        # One provider gets at most half the slots (at least one): a provider that hangs until
+        # the timeout cannot hold every slot while other providers' connections expire.
+        per_provider = max(1, concurrency // 2)
+        provider_slots: dict[str, asyncio.Semaphore] = {}
         skew = timedelta(seconds=self.settings.refresh_skew_seconds)
 
         async def one(row: Connection) -> None:
-            async with semaphore:
+            slots = provider_slots.setdefault(row.provider, asyncio.Semaphore(per_provider))
+            # The provider's slot first: rows waiting for a stuck provider hold no shared slot.
+            async with slots, semaphore:
                 try:
+                    if self._stop.is_set():
+                        return  # shutting down: leave it to the next worker (claim released)
                     fresh = await self.coordinator.refresh(row)
                     result.refreshed += fresh.refreshed
                 except TokenProblem:
@@ -67,6 +76,8 @@ class BackgroundRefresher:
                     await self.storage.release_claim(row.id, self.owner)
 
         for _ in range(MAX_BATCHES_PER_SWEEP):
+            if self._stop.is_set():
+                break  # a shutdown waits for the refreshes in flight, never for a backlog
             at = now or utcnow()
             batch = await self.storage.claim_due_connections(
                 now=at,
@@ -105,7 +116,8 @@ class BackgroundRefresher:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop after the current sweep; in-flight refreshes finish (their lock and claims end)."""
+        """Stop soon: refreshes in flight finish (a rotated token is stored, locks and claims
+        end); no new refresh or batch starts, so shutdown is not held up by a backlog."""
         self._stop.set()
         if self._task is not None:
             await self._task

@@ -109,3 +109,25 @@ def test_serve_with_zero_configuration_answers_and_stops_on_sigterm(tmp_path: Pa
         os.killpg(server.process.pid, signal.SIGTERM)
         assert server.process.wait(timeout=20) == 0
     assert (tmp_path / ".pulseplan" / "dev-secrets.env").exists()
+
+
+def test_check_reports_an_unmigrated_postgres_and_an_unreachable_redis(tmp_path: Path) -> None:
+    from tests.pg_fixtures import scratch_database
+    from tests.redis_kit import closed_port
+
+    with scratch_database() as db:
+        env = {
+            **CONFIGURED,
+            "DATABASE_URL": db.url,
+            "REDIS_URL": f"redis://:redis-pw-Secret9@127.0.0.1:{closed_port()}/0",
+        }
+        result = pulseplan("check", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any(
+        line.startswith("fail") and "migrations: pending: 0001_initial" in line for line in lines
+    ), result.stdout
+    assert any(line.startswith("degraded") and "redis:" in line for line in lines), result.stdout
+    assert any(line.startswith("ok") and "storage: postgres" in line for line in lines)
+    assert "error: migrations check failed" in result.stderr
+    assert "redis-pw-Secret9" not in result.stdout + result.stderr

@@ -30,7 +30,7 @@ def test_migrate_applies_once(tmp_path: Path) -> None:
 def test_agents_create_list_revoke(tmp_path: Path) -> None:
     env = env_for(tmp_path)
     created = pulseplan(
-        "agents", "create", "planner", "--providers", "google", env=env, cwd=tmp_path
+        "agents", "create", "Planner", "--providers", "google", env=env, cwd=tmp_path
     )
     assert created.returncode == 0, created.stderr
     secret = created.stdout.strip()
@@ -44,8 +44,9 @@ def test_agents_create_list_revoke(tmp_path: Path) -> None:
     assert duplicate.returncode == 1
     unknown = pulseplan("agents", "create", "other", "--providers", "nope", env=env, cwd=tmp_path)
     assert unknown.returncode == 1
-    revoked = pulseplan("agents", "revoke", "planner", env=env, cwd=tmp_path)
-    assert revoked.returncode == 0
+    # Names are stored in lower case: revoking by the name as typed at creation works.
+    revoked = pulseplan("agents", "revoke", "Planner", env=env, cwd=tmp_path)
+    assert revoked.returncode == 0, revoked.stderr
     again = pulseplan("agents", "revoke", "planner", env=env, cwd=tmp_path)
     assert again.returncode == 1
     assert "no active agent" in again.stderr

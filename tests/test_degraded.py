@@ -122,7 +122,10 @@ async def test_redis_cut_during_load_then_back(tmp_path: Path) -> None:
                 await connect(http, base, fake, headers)
                 assert set(await wave(http, base, headers)) == {200}
 
-                redis.stop()
+                # Cut while a wave is in flight: requests caught mid-call to Redis still end 200.
+                in_flight = asyncio.ensure_future(wave(http, base, headers, 80))
+                await asyncio.to_thread(redis.stop)
+                assert set(await in_flight) == {200}
                 during = await wave(http, base, headers)
                 ready = await http.get(f"{base}/api/v1/health/ready")
                 assert set(during) == {200}, during  # served from PostgreSQL, no 5xx at all

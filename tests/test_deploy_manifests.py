@@ -15,7 +15,11 @@ from typing import Any
 
 import pytest
 
+from pulseplan.app import create_app
 from pulseplan.settings import Settings
+from tests.redis_kit import REDIS_URL
+from tests.redis_kit import require_redis
+from tests.redis_kit import unique_prefix
 
 yaml = pytest.importorskip("yaml")
 
@@ -218,10 +222,14 @@ def test_alert_rules_are_complete() -> None:
         assert rule["annotations"]["description"]
 
 
-async def test_every_metric_an_alert_uses_is_exported(client: Any) -> None:
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    text = (await response.get_data()).decode()
+async def test_every_metric_an_alert_uses_is_exported(make_settings: Any) -> None:
+    # With Redis configured, so the Redis gauges are exported too.
+    await require_redis()
+    app = create_app(make_settings(REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=unique_prefix()))
+    async with app.test_app():
+        response = await app.test_client().get("/metrics")
+        assert response.status_code == 200
+        text = (await response.get_data()).decode()
     exported: set[str] = set()
     for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M):
         if kind == "histogram":

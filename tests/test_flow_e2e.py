@@ -215,3 +215,103 @@ async def test_force_refresh_and_validate(vault: Vault) -> None:
         "/api/v1/tokens/connections/acme/validate", headers=vault.headers(user)
     )
     assert (await invalid.get_json())["valid"] is False
+
+
+async def test_stopping_the_refresher_finishes_in_flight_work_and_starts_none(
+    tmp_path: Path,
+) -> None:
+    from pulseplan.refresher import BackgroundRefresher
+
+    async with running_vault(
+        tmp_path,
+        providers={"acme": FakeProvider("standard", rotation="strict")},
+        REFRESH_BATCH_SIZE="2",
+        REFRESH_CONCURRENCY="1",
+    ) as vault:
+        fake = vault.fakes["acme"]
+        rows = [await vault.expire_soon(await vault.connect(new_user())) for _ in range(5)]
+        held = fake.fail_next("refresh", "slow", after=True)  # rotates, then holds the reply
+        sweeper = BackgroundRefresher(
+            storage=vault.runtime.storage,
+            coordinator=vault.runtime.broker.refresher,
+            settings=vault.settings,
+        )
+        sweeper.start()
+        assert await asyncio.to_thread(held.wait_arrived)
+        stopping = asyncio.ensure_future(sweeper.stop())
+        held.release()
+        await stopping
+        assert fake.count("refresh") == 1  # the one in flight; nothing started after stop()
+        stored = [await vault.runtime.storage.get_connection_by_id(r.id) for r in rows]
+        refreshed = [s for s in stored if s is not None and s.last_refreshed_at is not None]
+        assert len(refreshed) == 1
+        assert fake.is_live(vault.stored_refresh_token(refreshed[0]))  # its rotation was kept
+        # Every claim was released: another worker's sweep takes the rest at once.
+        other = BackgroundRefresher(
+            storage=vault.runtime.storage,
+            coordinator=vault.runtime.broker.refresher,
+            settings=vault.settings,
+        )
+        assert (await other.sweep()).claimed == 4
+
+
+async def test_the_sweeper_and_readers_racing_refresh_once(tmp_path: Path) -> None:
+    from pulseplan.refresher import BackgroundRefresher
+
+    async with running_vault(
+        tmp_path, providers={"acme": FakeProvider("standard", rotation="strict")}
+    ) as vault:
+        fake = vault.fakes["acme"]
+        user = new_user()
+        row = await vault.expire_soon(await vault.connect(user))
+        sweeper = BackgroundRefresher(
+            storage=vault.runtime.storage,
+            coordinator=vault.runtime.broker.refresher,
+            settings=vault.settings,
+        )
+        # The provider holds its reply, so every reader arrives while the refresh is in flight.
+        held = fake.fail_next("refresh", "slow", after=True)
+        sweep = asyncio.ensure_future(sweeper.sweep())
+        assert await asyncio.to_thread(held.wait_arrived)
+        readers = asyncio.gather(*(vault.tokens(user) for _ in range(20)))
+        held.release()
+        responses, result = await readers, await sweep
+        assert result.claimed == 1
+        bodies = [await r.get_json() for r in responses]
+        assert fake.count("refresh") == 1
+        stored = await vault.runtime.storage.get_connection_by_id(row.id)
+        assert stored is not None
+        assert {b["acme"]["access_token"] for b in bodies} == {vault.stored_access_token(stored)}
+        assert fake.is_live(vault.stored_refresh_token(stored))
+
+
+async def test_a_hanging_provider_does_not_hold_every_refresh_slot(tmp_path: Path) -> None:
+    from pulseplan.refresher import BackgroundRefresher
+
+    async with running_vault(
+        tmp_path,
+        providers={"acme": FakeProvider("standard"), "beta": FakeProvider("standard")},
+        REFRESH_CONCURRENCY="2",
+    ) as vault:
+        acme, beta = vault.fakes["acme"], vault.fakes["beta"]
+        # acme's rows are due first, so without a per-provider cap they take both slots.
+        for i in range(3):
+            await vault.expire_soon(await vault.connect(new_user(), "acme"), seconds=10 + i)
+        await vault.expire_soon(await vault.connect(new_user(), "beta"), seconds=100)
+        stuck = acme.fail_next("refresh", "slow", times=None)
+        waiting = beta.fail_next("refresh", "slow")
+        sweeper = BackgroundRefresher(
+            storage=vault.runtime.storage,
+            coordinator=vault.runtime.broker.refresher,
+            settings=vault.settings,
+        )
+        sweep = asyncio.ensure_future(sweeper.sweep())
+        assert await asyncio.to_thread(stuck.wait_arrived)
+        # beta's refresh reaches its provider while acme's is still hanging.
+        assert await asyncio.to_thread(waiting.wait_arrived)
+        waiting.release()
+        stuck.release()
+        acme.clear_faults()
+        result = await sweep
+        assert result.claimed == 4
+        assert beta.count("refresh", ok=True) == 1

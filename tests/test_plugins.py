@@ -88,6 +88,61 @@ def test_disabled_broken_plugin_is_not_imported(
     assert "broken" not in host.providers
 
 
+AUDIT_MODULE = """
+from pulseplan import hookimpl
+
+EVENTS = []
+
+
+@hookimpl
+def connection_event(event):
+    EVENTS.append(event)
+"""
+
+
+def test_a_provider_allow_list_keeps_cross_cutting_plugins(
+    distribution: Callable[..., str], make_settings: Callable[..., Settings]
+) -> None:
+    distribution(
+        "pulseplan-audit-sink",
+        {"pulseplan_audit_sink": AUDIT_MODULE},
+        entry_points={"audit-sink": "pulseplan_audit_sink"},
+    )
+    distribution(
+        "pulseplan-broken",
+        {"pulseplan_broken_ep3": "raise ImportError('boom')"},
+        entry_points={"broken": "pulseplan_broken_ep3"},
+    )
+    host = PluginHost(make_settings(PULSEPLAN_PROVIDERS="google"))
+    assert host.providers == ["google"]
+    assert host.pm.get_plugin("audit-sink") is not None  # an audit sink is not a provider
+    assert host.info("microsoft").enabled is False
+    # An unlisted plugin that fails to import is left out, not fatal.
+    assert host.info("broken").enabled is False
+    # The deny-list still removes any plugin, cross-cutting or not, without importing it.
+    denied = PluginHost(make_settings(PULSEPLAN_DISABLED_PROVIDERS="audit-sink,broken"))
+    assert denied.pm.get_plugin("audit-sink") is None
+
+
+def test_a_plugin_failing_to_describe_itself_is_named(
+    distribution: Callable[..., str], settings: Settings
+) -> None:
+    distribution(
+        "pulseplan-odd",
+        {
+            "pulseplan_odd_ep": (
+                "from pulseplan import hookimpl\n\n"
+                "@hookimpl\n"
+                "def describe_provider():\n"
+                "    raise KeyError('ODD_BASE_URL')\n"
+            )
+        },
+        entry_points={"odd": "pulseplan_odd_ep"},
+    )
+    with pytest.raises(PluginError, match=r"plugin 'odd' failed in describe_provider\(\)"):
+        PluginHost(settings)
+
+
 def test_two_plugins_claiming_one_provider_name_is_an_error(
     distribution: Callable[..., str], settings: Settings
 ) -> None:

@@ -254,6 +254,22 @@ async def test_closed_groups_refuse_while_the_backend_is_down(logs: list[str]) -
     assert sum("group oauth_callback fails closed" in line for line in logs) == 1
 
 
+async def test_each_group_reports_its_own_outage(logs: list[str]) -> None:
+    # An open group logging first must not hide that another group now refuses requests.
+    policies = {
+        "tokens": GroupPolicy("tokens", Limit.parse("100/60"), "open"),
+        "oauth_callback": GroupPolicy("oauth_callback", Limit.parse("100/60"), "closed"),
+    }
+    rl = RateLimiter(policies, secret=SECRET, clock=Clock(), backend=DownBackend())
+    for _ in range(2):
+        await rl.hit("tokens", "user:a")
+        with pytest.raises(RateLimiterUnavailable):
+            await rl.hit("oauth_callback", "ip:1")
+    lines = [line for line in logs if "rate limiter backend redis unavailable" in line]
+    assert sum("group tokens fails open" in line for line in lines) == 1
+    assert sum("group oauth_callback fails closed" in line for line in lines) == 1
+
+
 # --------------------------------------------------------------------------- client address
 
 

@@ -1,5 +1,7 @@
 """The README's 60-second tour, run as written (bash), so the README cannot drift from the
-product: a newcomer gets from a clone to a connected (fake) provider and a fetched token."""
+product: a newcomer gets from a clone to a connected (fake) provider and a fetched token, and a
+quick-start server left running on the tour's port makes the tour say so instead of talking to
+the wrong server."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ import pytest
 
 from tests.server import base_env
 from tests.server import free_port
+from tests.server import running_server
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = str(Path(sys.executable).parent)
 
 
 def tour_script() -> str:
@@ -27,36 +31,42 @@ def tour_script() -> str:
     return block.group(1)
 
 
-def test_readme_tour_connects_and_fetches_a_token(tmp_path: Path) -> None:
+def tour_env(app_port: int) -> dict[str, str]:
+    # The default PUBLIC_BASE_URL names port 8000; follow the port substitution.
+    return base_env(
+        {
+            "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+            "PUBLIC_BASE_URL": f"http://localhost:{app_port}",
+        }
+    )
+
+
+def run_tour(cwd: Path, fake_port: int, app_port: int) -> subprocess.CompletedProcess[str]:
+    """The tour block, run by bash exactly as written, with the repository's virtualenv and the
+    given ports in place of 9000 and 8000."""
     script = tour_script()
-    # Set-up already happened for the test run; everything else runs exactly as written, with
-    # the repository's virtualenv and free ports.
+    # Set-up already happened for the test run; everything else runs as the README says.
     assert script.startswith("python3 tasks.py setup")
     script = script.split("\n", 1)[1]
-    venv_bin = str(Path(sys.executable).parent)
-    fake_port, app_port = free_port(), free_port()
     script = (
-        script.replace(".venv/bin/", f"{venv_bin}/")
+        script.replace(".venv/bin/", f"{VENV_BIN}/")
         .replace("9000", str(fake_port))
         .replace("8000", str(app_port))
     )
     wrapped = f"set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null' EXIT\n{script}"
-    # The default PUBLIC_BASE_URL names port 8000; follow the port substitution.
-    env = base_env(
-        {
-            "PATH": f"{venv_bin}:{os.environ['PATH']}",
-            "PUBLIC_BASE_URL": f"http://localhost:{app_port}",
-        }
-    )
-    result = subprocess.run(
+    return subprocess.run(
         ["bash", "-c", wrapped],
-        cwd=tmp_path,
-        env=env,
+        cwd=cwd,
+        env=tour_env(app_port),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_readme_tour_connects_and_fetches_a_token(tmp_path: Path) -> None:
+    result = run_tour(tmp_path, free_port(), free_port())
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     connected, tokens = json.loads(lines[-2]), json.loads(lines[-1])
@@ -64,3 +74,27 @@ def test_readme_tour_connects_and_fetches_a_token(tmp_path: Path) -> None:
     assert tokens["google"]["access_token"].startswith("fake_at_")
     assert tokens["errors"] == {}
     assert "refresh_token" not in tokens["google"]
+
+
+def test_readme_tour_waits_for_env_before_starting_serve() -> None:
+    # `> .env &` creates .env empty at once and the fake fills it a moment later, while serve
+    # reads .env only at start-up: the tour must wait for the fake's lines before serve starts.
+    # A timing race cannot be forced from outside the README's text, so the order is checked.
+    lines = tour_script().splitlines()
+    fake = next(i for i, line in enumerate(lines) if "fake_provider" in line and "> .env &" in line)
+    wait = next(i for i, line in enumerate(lines) if "GOOGLE_CLIENT_ID .env" in line)
+    serve = next(i for i, line in enumerate(lines) if line.startswith(".venv/bin/pulseplan serve"))
+    assert fake < wait < serve
+    assert lines[wait].startswith("until grep -q")
+
+
+def test_readme_tour_reports_a_quick_start_server_still_on_its_port(tmp_path: Path) -> None:
+    # The reader ran the quick start and left that server on the tour's port: it answers
+    # /health but has no Google configured. The tour's own serve cannot bind, and the tour must
+    # say so rather than go on against the old server (409 provider_not_configured).
+    app_port = free_port()
+    quick_start = {k: v for k, v in tour_env(app_port).items() if k != "PATH"}
+    with running_server(quick_start, tmp_path, port=app_port):
+        result = run_tour(tmp_path, free_port(), app_port)
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert f"serve exited: is port {app_port} in use?" in result.stderr, result.stderr[-4000:]

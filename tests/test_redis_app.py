@@ -12,6 +12,7 @@ import pytest
 from pulseplan.app import create_app
 from pulseplan.settings import Settings
 from pulseplan.testing.fake_provider import FakeProvider
+from tests.observability_kit import value
 from tests.redis_kit import REDIS_URL
 from tests.redis_kit import closed_port
 from tests.redis_kit import delete_keys
@@ -29,6 +30,10 @@ from tests.vault import running_vault
 
 pytestmark = pytest.mark.redis
 PASSWORD = "hunter2-redis-password"
+
+
+def delta(before: str, after: str, name: str, **labels: str) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
 
 
 @asynccontextmanager
@@ -60,12 +65,15 @@ async def test_with_redis_flows_cache_and_locks_use_it(tmp_path: Path) -> None:
         await one_refresh_under_concurrency(vault, user)
         assert flows.fallback_puts == flows.fallback_takes == 0
         assert locks.skipped == 0
+        before = await (await vault.client.get("/metrics")).get_data(as_text=True)
         listed = [
             await vault.client.get("/api/v1/tokens/connections", headers=vault.headers(user))
             for _ in range(3)
         ]
         assert {r.status_code for r in listed} == {200}
         assert storage.hits >= 2
+        after = await (await vault.client.get("/metrics")).get_data(as_text=True)
+        assert delta(before, after, "pulseplan_cache_hits_total", cache="connections") >= 2
         status, body = await ready(vault)
         assert (status, body["status"]) == (200, "ready")
         assert body["checks"]["redis"]["status"] == "ok"

@@ -14,6 +14,7 @@ import pytest
 
 from pulseplan.broker.backoff import next_attempt
 from pulseplan.provider import TokenSet
+from pulseplan.storage.base import StorageError
 from pulseplan.testing.fake_provider import FakeProvider
 from pulseplan.testing.vault import Vault
 from pulseplan.testing.vault import new_user
@@ -107,3 +108,57 @@ async def test_reconnect_without_email_does_not_inherit_a_refresh_token(vault: V
     )
     assert same_account.refresh_token is not None
     assert vault.stored_refresh_token(same_account) == "rt-b"
+
+
+class FailingWrites:
+    """Makes the next ``failures`` token writes of ``update_connection`` raise StorageError."""
+
+    def __init__(self, storage: object, failures: int):
+        self.original = storage.update_connection  # type: ignore[attr-defined]
+        self.failures = failures
+        self.attempts = 0
+
+    async def __call__(self, connection_id: str, version: int, **changes: object) -> object:
+        if "access_token" in changes:
+            self.attempts += 1
+            if self.attempts <= self.failures:
+                raise StorageError("database unavailable")
+        return await self.original(connection_id, version, **changes)
+
+
+async def test_a_rotated_grant_that_cannot_be_stored_is_never_handed_out(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch, logs: list[str]
+) -> None:
+    # Invariant: the new access token leaves only after the rotated refresh token is stored.
+    fake = vault.fakes["acme"]
+    user = new_user()
+    row = await vault.expire_soon(await vault.connect(user), seconds=-1)
+    old_access = vault.stored_access_token(row)
+    writes = FailingWrites(vault.runtime.storage, failures=99)
+    monkeypatch.setattr(vault.runtime.storage, "update_connection", writes)
+    response = await vault.tokens(user)
+    assert fake.count("refresh", ok=True) == 1  # the provider did rotate
+    assert response.status_code == 503
+    assert (await response.get_json())["code"] == "storage_unavailable"
+    text = await response.get_data(as_text=True)
+    assert "access_token" not in text
+    assert old_access not in text
+    assert writes.attempts == 3  # retried before giving up
+    assert any("CRITICAL" in line and "may be lost" in line for line in logs)
+
+
+async def test_a_rotated_grant_is_stored_through_a_storage_hiccup(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = vault.fakes["acme"]
+    user = new_user()
+    row = await vault.expire_soon(await vault.connect(user), seconds=-1)
+    old_access = vault.stored_access_token(row)
+    writes = FailingWrites(vault.runtime.storage, failures=2)
+    monkeypatch.setattr(vault.runtime.storage, "update_connection", writes)
+    body = await (await vault.tokens(user)).get_json()
+    assert writes.attempts == 3
+    stored = await vault.runtime.storage.get_connection_by_id(row.id)
+    assert stored is not None
+    assert vault.stored_refresh_token(stored) == fake.latest_refresh_token()
+    assert body["acme"]["access_token"] == vault.stored_access_token(stored) != old_access

@@ -97,18 +97,26 @@ async def test_four_servers_one_refresh_on_postgres_and_redis(tmp_path: Path) ->
         tokens = {r.json()["google"]["access_token"] for r in responses}
         assert fake.count("refresh") == 1
         assert len(tokens) == 1
-        assert fake.is_live(tokens.pop())
+        served = tokens.pop()
+        assert fake.is_live(served)
         storage = PostgresStorage(db.url)
         await storage.open()
         try:
             row = await storage.get_connection(user, "google")
             assert row is not None
             assert row.refresh_token is not None
-            stored = TokenCipher.from_settings(settings).decrypt(
+            cipher = TokenCipher.from_settings(settings)
+            stored = cipher.decrypt(
                 row.refresh_token, user_id=user, provider="google", field="refresh_token"
+            )
+            stored_access = cipher.decrypt(
+                row.access_token, user_id=user, provider="google", field="access_token"
             )
         finally:
             await storage.close()
+        # Every caller got the token the one refresh minted, not the pre-refresh one.
+        assert row.last_refreshed_at is not None
+        assert served == stored_access
         assert stored == fake.latest_refresh_token()
         assert stored != original  # the rotated one, and the old one is dead
         assert not fake.is_live(original)

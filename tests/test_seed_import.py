@@ -50,6 +50,7 @@ from tests.crypto_seed import node_encrypt
 from tests.crypto_seed import seed_encrypt
 from tests.pg_fixtures import ScratchDatabase
 from tests.pg_fixtures import pg_database_fixture  # noqa: F401
+from tests.pg_fixtures import scratch_database
 from tests.server import pulseplan
 
 # 64 hex characters: valid base64 too, so the seed's two encodings derive different keys.
@@ -314,6 +315,46 @@ async def test_import_from_sqlite_serves_tokens_reports_bad_rows_and_reruns_clea
         assert "refresh_token" not in str(body)
 
 
+async def test_import_detects_the_seed_table_next_to_pulseplans_own(tmp_path: Path) -> None:
+    # docs/migrating.md section 3: PulsePlan migrated into the seed's own database, then section
+    # 4 imports without --table. PulsePlan's calendar_connections (found by name, told apart by
+    # its columns) is not a second candidate: detection picks the seed's oauth_tokens.
+    env = env_for(
+        tmp_path, TOKEN_ENCRYPTION_SEED_KEY=HEX_KEY, TOKEN_ENCRYPTION_SEED_ENCODING="both"
+    )
+    shared = tmp_path / "pulseplan.db"  # env_for's DATABASE_URL: the seed lives there too
+    migrated = pulseplan("migrate", env=env, cwd=tmp_path)
+    assert migrated.returncode == 0, migrated.stderr
+    write_sqlite(shared, HEAD_DDL, "oauth_tokens", seed_rows())
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return pulseplan("import-seed", "--from", str(shared), *args, env=env, cwd=tmp_path)
+
+    outputs = [dry := run("--dry-run")]
+    assert "choose one" not in dry.stderr
+    assert dry.returncode == 1, dry.stderr  # the seed's four unreadable rows, nothing else
+    assert "seed import from oauth_tokens" in dry.stdout
+    assert (counts(dry)["created"], counts(dry)["failed"]) == (4, 4)
+    assert await stored(env) == []
+
+    outputs.append(first := run())
+    assert first.returncode == 1, first.stderr
+    assert (counts(first)["created"], counts(first)["rows"]) == (4, 9)
+    assert set(failures(first)) == {"r04", "r05", "r07", "r08"}
+    outputs.append(again := run())
+    assert (counts(again)["unchanged"], counts(again)["created"]) == (4, 0)
+
+    # Naming PulsePlan's own table explicitly is still refused, with the reason.
+    outputs.append(ours := run("--table", "calendar_connections"))
+    assert ours.returncode != 0
+    assert "is PulsePlan's own connections table" in ours.stderr
+    assert_no_secrets(outputs, seed_rows())
+
+    bodies = await served(env, A, B)
+    assert bodies[A]["google"]["access_token"] == "ya29.A-gmail"
+    assert bodies[B]["microsoft"]["access_token"] == "EwB-microsoft-B"
+
+
 @pytest.mark.parametrize("encoding", ["utf8", "base64"])
 async def test_v1_vector_from_a_sept_3_table_is_served_after_import(
     tmp_path: Path, encoding: str
@@ -465,6 +506,9 @@ async def test_sources_refuse_what_is_not_a_seed_table(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="PulsePlan's own connections table"):
         async with open_source(str(tmp_path / "pulseplan.db"), table="calendar_connections"):
             pass
+    with pytest.raises(ConfigurationError, match=r"no seed table .*PulsePlan's own"):
+        async with open_source(str(tmp_path / "pulseplan.db"), table=None):
+            pass
     with pytest.raises(ConfigurationError, match="no SQLite file"):
         async with open_source(str(tmp_path / "missing.db"), table=None):
             pass
@@ -477,7 +521,7 @@ async def test_sources_refuse_what_is_not_a_seed_table(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- PostgreSQL source
 
 
-PG_DDL = """
+PG_OAUTH_TOKENS_DDL = """
 CREATE TABLE {schema}.oauth_tokens (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(), user_id uuid NOT NULL,
   provider text NOT NULL CHECK (provider = ANY (ARRAY['google','microsoft','outlook','apple',
@@ -487,22 +531,27 @@ CREATE TABLE {schema}.oauth_tokens (
   updated_at timestamptz DEFAULT now(), is_active boolean NOT NULL DEFAULT true,
   last_refreshed timestamptz NOT NULL DEFAULT now(), service_type text NOT NULL,
   provider_url text);
+"""
+PG_DDL = (
+    PG_OAUTH_TOKENS_DDL
+    + """
 CREATE TABLE {schema}.calendar_connections (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(), user_id uuid NOT NULL,
   provider text NOT NULL CHECK (provider IN ('google', 'microsoft')),
   access_token text NOT NULL, refresh_token text NOT NULL, expires_at timestamptz,
   scopes text[], email text, created_at timestamptz NOT NULL DEFAULT now());
 """
+)
+PG_FAR = datetime(2099, 1, 1, tzinfo=UTC)
+PG_K, PG_M, PG_L = user(30), user(31), user(32)
 
 
-@pytest.mark.postgres
-async def test_import_from_a_postgres_seed_schema(
-    tmp_path: Path, pg_database: ScratchDatabase
-) -> None:
-    schema = f"seed_{uuid.uuid4().hex[:8]}"
-    k, m, l_ = user(30), user(31), user(32)
-    far = datetime(2099, 1, 1, tzinfo=UTC)
-    py_rows = [
+def pg_seed_rows() -> list[tuple[Any, ...]]:
+    """The Python seed's rows for a PostgreSQL ``oauth_tokens``, as :func:`insert_pg_seed` takes
+    them: (user_id, provider, access_token, refresh_token, scopes, service_type, updated_at,
+    is_active)."""
+    k, l_ = PG_K, PG_L  # short names keep the table below readable
+    return [
         # V1 verbatim is the newest of V1_USER's per-service rows.
         (V1_USER, "google", V1, seed_encrypt(V1_KEY, V1_USER, "1//v1"), ["openid"], "calendar",
          datetime(2025, 9, 2, tzinfo=UTC), True),
@@ -514,16 +563,32 @@ async def test_import_from_a_postgres_seed_schema(
         (l_, "microsoft", seed_encrypt(V1_KEY, l_, "EwB-L"), seed_encrypt(V1_KEY, l_, "M.R3-L"),
          [], "calendar", datetime(2025, 9, 1, tzinfo=UTC), False),
     ]  # fmt: skip
+
+
+async def insert_pg_seed(
+    conn: asyncpg.Connection, schema: str, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert :func:`pg_seed_rows`-shaped rows into ``schema.oauth_tokens``."""
+    await conn.executemany(
+        f"INSERT INTO {schema}.oauth_tokens (user_id, provider, access_token, refresh_token,"  # noqa: S608
+        " scopes, service_type, updated_at, is_active, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        [(*r, PG_FAR) for r in rows],
+    )
+
+
+@pytest.mark.postgres
+async def test_import_from_a_postgres_seed_schema(
+    tmp_path: Path, pg_database: ScratchDatabase
+) -> None:
+    schema = f"seed_{uuid.uuid4().hex[:8]}"
+    m, l_ = PG_M, PG_L
+    py_rows = pg_seed_rows()
     conn = await asyncpg.connect(pg_database.url)
     try:
         await conn.execute(f"CREATE SCHEMA {schema}")
         await conn.execute(PG_DDL.format(schema=schema))
-        await conn.executemany(
-            f"INSERT INTO {schema}.oauth_tokens (user_id, provider, access_token, refresh_token,"  # noqa: S608
-            " scopes, service_type, updated_at, is_active, expires_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            [(*r, far) for r in py_rows],
-        )
+        await insert_pg_seed(conn, schema, py_rows)
         await conn.execute(
             f"INSERT INTO {schema}.calendar_connections"  # noqa: S608
             " (user_id, provider, access_token, refresh_token, expires_at)"
@@ -531,7 +596,7 @@ async def test_import_from_a_postgres_seed_schema(
             m,
             N1,
             node_encrypt(V1_KEY, "1//node-m"),
-            far,
+            PG_FAR,
         )
         env = env_for(
             tmp_path,
@@ -566,3 +631,51 @@ async def test_import_from_a_postgres_seed_schema(
     assert bodies[V1_USER]["google"]["scopes"] == ["openid"]
     assert bodies[m]["google"]["access_token"] == V1_PLAINTEXT  # N1
     assert bodies[l_]["errors"]["microsoft"]["code"] == "needs_reauth"
+
+
+@pytest.mark.postgres
+async def test_import_detects_the_seed_table_next_to_pulseplans_own_in_postgres(
+    tmp_path: Path,
+) -> None:
+    # The Supabase layout of docs/migrating.md sections 3-4: `pulseplan migrate` into the seed's
+    # database, so schema public holds PulsePlan's calendar_connections next to the seed's
+    # oauth_tokens, and the import runs without --table. A database of its own: PulsePlan's
+    # tables in public must not meet the session database's other users.
+    with scratch_database() as database:
+        env = env_for(
+            tmp_path,
+            DATABASE_URL=database.url,
+            SEED_DATABASE_URL=database.url,
+            TOKEN_ENCRYPTION_SEED_KEY=V1_KEY,
+            TOKEN_ENCRYPTION_SEED_ENCODING="utf8",
+        )
+        migrated = pulseplan("migrate", env=env, cwd=tmp_path)
+        assert migrated.returncode == 0, migrated.stderr
+        py_rows = pg_seed_rows()
+        conn = await asyncpg.connect(database.url)
+        try:
+            await conn.execute(PG_OAUTH_TOKENS_DDL.format(schema="public"))
+            await insert_pg_seed(conn, "public", py_rows)
+        finally:
+            await conn.close()
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return pulseplan("import-seed", *args, env=env, cwd=tmp_path)
+
+        outputs = [dry := run("--dry-run")]
+        assert "choose one" not in dry.stderr
+        assert dry.returncode == 1, dry.stderr  # PG_K's tampered row, nothing else
+        assert "seed import from oauth_tokens" in dry.stdout
+        assert (counts(dry)["created"], counts(dry)["failed"]) == (2, 1)
+        outputs.append(first := run())
+        assert first.returncode == 1, first.stderr
+        assert (counts(first)["created"], counts(first)["merged"]) == (2, 1)
+        outputs.append(ours := run("--table", "calendar_connections"))
+        assert ours.returncode != 0
+        assert "is PulsePlan's own connections table" in ours.stderr
+        assert_no_secrets(outputs, [{"access_token": r[2], "refresh_token": r[3]} for r in py_rows])
+        assert database.url not in "".join(o.stdout + o.stderr for o in outputs)
+
+        bodies = await served(env, V1_USER, PG_L)
+        assert bodies[V1_USER]["google"]["access_token"] == V1_PLAINTEXT
+        assert bodies[PG_L]["errors"]["microsoft"]["code"] == "needs_reauth"

@@ -194,3 +194,17 @@ def test_a_mistyped_environment_is_refused_before_any_secret_is_written(tmp_path
         load({"PULSEPLAN_ENV": "prod"}, tmp_path)
     assert [e["loc"] for e in excinfo.value.errors()] == [("pulseplan_env",)]
     assert not (tmp_path / "data" / "dev-secrets.env").exists()
+
+
+def test_a_lock_lease_shorter_than_a_refresh_is_refused_in_every_environment(
+    tmp_path: Path,
+) -> None:
+    # A refresh outliving its lease lets a second worker refresh a rotating grant twice.
+    env = {"REFRESH_LOCK_TTL": "10", "PROVIDER_HTTP_TIMEOUT": "10"}
+    for environment in ({}, {**STRONG, "PULSEPLAN_ENV": "production"}):
+        problems = load({**environment, **env}, tmp_path).problems()
+        assert any(p.startswith("REFRESH_LOCK_TTL must be at least") for p in problems)
+        with pytest.raises(ConfigurationError):
+            create_app(load({**environment, **env}, tmp_path))
+    enough = {"REFRESH_LOCK_TTL": "25", "PROVIDER_HTTP_TIMEOUT": "10"}
+    assert load(enough, tmp_path).problems() == []

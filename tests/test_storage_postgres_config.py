@@ -41,7 +41,18 @@ def test_our_parameters_are_removed_before_asyncpg_sees_the_url() -> None:
         4.5,
     )
     assert parse_options(SUPABASE_DIRECT).dsn == SUPABASE_DIRECT  # untouched otherwise
-    assert parse_options(SUPABASE_DIRECT).rls == "auto"
+
+
+def test_rls_is_required_unless_opted_out_in_production_and_on_supabase() -> None:
+    plain = "postgresql://app:pw@db.internal:5432/app"
+    assert parse_options(plain).rls == "auto"  # development on a plain PostgreSQL
+    assert parse_options(plain, production=True).rls == "on"
+    assert parse_options(SUPABASE_DIRECT).rls == "on"
+    assert parse_options(SUPABASE_POOLER).rls == "on"
+    # An explicit choice always wins, in the URL or as an argument.
+    assert parse_options(plain + "?pulseplan_rls=off", production=True).rls == "off"
+    assert parse_options(SUPABASE_DIRECT + "?pulseplan_rls=auto").rls == "auto"
+    assert parse_options(plain, production=True, rls="off").rls == "off"
 
 
 @pytest.mark.parametrize(
@@ -70,5 +81,8 @@ def test_make_storage_builds_the_postgres_backend(make_settings: Callable[..., S
         assert isinstance(storage, PostgresStorage)
         assert storage.table == "oauth_tokens"
         assert "pw-Secret1" not in repr(storage)
+    plain = "postgresql://app:pw@db.internal:5432/app"
+    production = make_settings(DATABASE_URL=plain, PULSEPLAN_ENV="production")
+    assert make_storage(production).options.rls == "on"  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="identifier"):
         PostgresStorage(SUPABASE_DIRECT, connections_table="x; DROP TABLE y")

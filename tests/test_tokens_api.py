@@ -155,6 +155,14 @@ async def test_undecryptable_row_is_reported_not_500(vault: Vault) -> None:
     tokens = await (await vault.tokens(bad_user)).get_json()
     assert tokens["acme"] is None
     assert tokens["errors"]["acme"]["code"] == "undecryptable"
+    status = await vault.client.get(
+        "/api/v1/tokens/connections/status", headers=vault.headers(bad_user)
+    )
+    assert await status.get_json() == {"acme": False}
+    good_status = await vault.client.get(
+        "/api/v1/tokens/connections/status", headers=vault.headers(user)
+    )
+    assert await good_status.get_json() == {"acme": True}
 
 
 async def test_user_a_gets_404_for_everything_of_user_b(vault: Vault) -> None:
@@ -246,6 +254,29 @@ async def test_agent_limits_and_credentials(vault: Vault) -> None:
     assert revoked.status_code == 401
 
 
+async def test_an_agent_limited_to_one_provider_never_gets_another(tmp_path: Path) -> None:
+    providers = {"acme": FakeProvider("standard"), "beta": FakeProvider("standard")}
+    async with running_vault(tmp_path, providers=providers) as vault:
+        user = new_user()
+        await vault.connect(user, "acme")
+        await vault.connect(user, "beta")
+        secret = await agent_secret(vault, ["acme"])
+        auth = {"Authorization": f"Bearer {secret}"}
+        default = await vault.client.get(f"/api/v1/agent/users/{user}/tokens", headers=auth)
+        assert default.status_code == 200
+        body = await default.get_json()
+        assert body["acme"] is not None
+        assert "beta" not in body  # not even as null: the agent was never given it
+        for asked in ("beta", "acme,beta"):
+            refused = await vault.client.get(
+                f"/api/v1/agent/users/{user}/tokens?providers={asked}", headers=auth
+            )
+            assert refused.status_code == 403, asked
+            assert (await refused.get_json())["code"] == "provider_not_allowed"
+        records = await vault.runtime.storage.list_audit(user)
+        assert {r.provider for r in records if r.actor_type == "agent"} == {"acme"}
+
+
 @pytest.fixture
 def webhook_receiver() -> Iterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
     received: list[tuple[dict[str, str], bytes]] = []
@@ -323,3 +354,36 @@ async def test_canary_never_leaves_except_as_the_fetched_token(
     haystack = "\n".join([*logs, *bodies, repr(audit), repr(vault.events.events)])
     assert CANARY not in haystack
     assert len(audit) >= 5
+
+
+async def test_a_failed_revocation_still_disconnects_and_says_so(
+    tmp_path: Path, webhook_receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+) -> None:
+    url, received = webhook_receiver
+    async with running_vault(
+        tmp_path,
+        providers={"acme": FakeProvider("standard", token_prefix=CANARY)},
+        WEBHOOK_URL=url,
+        WEBHOOK_SECRET="whsec-test-0123456789abcdef",
+    ) as vault:
+        user = new_user()
+        row = await vault.connect(user)
+        fake = vault.fakes["acme"]
+        fake.fail_next("revoke", "server_error", times=None)
+        response = await vault.client.delete(
+            "/api/v1/tokens/connections/acme", headers=vault.headers(user)
+        )
+        assert response.status_code == 200
+        body = await response.get_json()
+        assert body["revoked"] is False
+        assert "unavailable" in body["revocation"]["detail"]
+        assert fake.count("revoke") == 3  # a short retry, then the row goes anyway
+        assert await vault.runtime.storage.get_connection(user, "acme") is None
+        records = await vault.runtime.storage.list_audit(user)
+        assert [r.outcome for r in records if r.action == "disconnect"] == ["revocation_failed"]
+        await vault.runtime.events.drain()
+    events = [json.loads(payload) for _, payload in received]
+    failed = [e for e in events if e["event"] == "revocation_failed"]
+    assert [e["event"] for e in events] == ["connected", "disconnected", "revocation_failed"]
+    assert failed[0]["connection_id"] == row.id
+    assert CANARY not in "".join(payload.decode() for _, payload in received)

@@ -8,6 +8,7 @@ import click
 
 from pulseplan.auth.agents import agent_pepper
 from pulseplan.auth.agents import create_agent
+from pulseplan.auth.agents import normalize_name
 from pulseplan.cli import reports_errors
 from pulseplan.cli.context import opened_runtime
 from pulseplan.cli.providers import table
@@ -74,11 +75,15 @@ def list_agents() -> None:
 @reports_errors
 def revoke(name: str) -> None:
     """Revoke an agent; its secret stops working at once."""
+    try:
+        stored = normalize_name(name)  # the name as ``create`` stored it (lower case)
+    except ApiError as exc:
+        raise click.ClickException(exc.detail) from None
 
     async def run() -> bool:
         async with opened_runtime() as runtime:
-            return await runtime.storage.revoke_agent(name)
+            return await runtime.storage.revoke_agent(stored)
 
     if not asyncio.run(run()):
-        raise click.ClickException(f"no active agent named {name!r}")
-    click.echo(f"revoked agent {name}")
+        raise click.ClickException(f"no active agent named {stored!r}")
+    click.echo(f"revoked agent {stored}")

@@ -122,15 +122,19 @@ async def list_connections() -> Response:
 @document_response(schemas.ConnectedMap)
 @require_user
 async def connections_status() -> Response:
-    """``{"google": true, ...}``: connected and usable, for every enabled provider."""
+    """``{"google": true, ...}``: connected and usable, for every enabled provider.
+
+    A row needing reconnection or whose tokens no longer decrypt is not usable (``false``); a
+    row in transient ``error`` still holds a token the app may get, so it stays ``true``.
+    """
     runtime = current_runtime()
     rows = {r.provider: r for r in await runtime.storage.list_connections(current_user().id)}
-    return jsonify(
-        {
-            name: name in rows and rows[name].status != "needs_reauth"
-            for name in runtime.plugins.providers
-        }
-    )
+
+    def usable(name: str) -> bool:
+        row = rows.get(name)
+        return row is not None and row.status != "needs_reauth" and runtime.broker.decryptable(row)
+
+    return jsonify({name: usable(name) for name in runtime.plugins.providers})
 
 
 @blueprint.get("/tokens")

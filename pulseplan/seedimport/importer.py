@@ -181,7 +181,8 @@ class SeedImporter:
         metadata[merge.MARKER] = merge.marker(self.report.table, kept, superseded)
         if kept.provider == "canvas" and kept.row.provider_url:
             # The instance the token belongs to: the Canvas plugin refuses to send it anywhere
-            # else (a seed row for another instance than CANVAS_BASE_URL stays unused).
+            # else. A row for another instance than CANVAS_BASE_URL is served only if the
+            # operator lists that instance in CANVAS_ALLOWED_BASE_URLS; otherwise it stays unused.
             metadata[CANVAS_BASE_URL] = kept.row.provider_url.strip()
         row, _ = await self.storage.upsert_connection(
             NewConnection(

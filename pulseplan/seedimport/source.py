@@ -32,6 +32,15 @@ CONNECT_TIMEOUT = 10.0
 FETCH_BATCH = 500
 
 
+def is_pulseplan_table(columns: set[str]) -> bool:
+    """Whether a table with these (lower-case) columns is PulsePlan's own connections table.
+
+    Told apart by columns, not by name: PulsePlan's default name ``calendar_connections`` is
+    also the Node.js seed's, and ``CONNECTIONS_TABLE`` may rename it.
+    """
+    return columns >= _PULSEPLAN_COLUMNS
+
+
 def _identifier(value: str, what: str) -> str:
     if not IDENTIFIER.fullmatch(value):
         raise ConfigurationError([f"{what} must be a plain lower-case SQL identifier"])
@@ -91,21 +100,35 @@ class SeedSource(abc.ABC):
         if not found:
             names = " or ".join(self.candidates())
             raise ConfigurationError([f"no table {names} in {self.where}"])
-        if len(found) > 1:
+        ours = sorted(name for name, columns in found.items() if is_pulseplan_table(columns))
+        if self.requested is not None and ours:
             raise ConfigurationError(
                 [
-                    f"{self.where} holds both {' and '.join(sorted(found))}; choose one with "
+                    f"{self.requested} in {self.where} is PulsePlan's own connections table, not "
+                    "a seed table; point --from at the seed database (or --table at the seed's "
+                    "table)"
+                ]
+            )
+        # Detection. PulsePlan's default table name is the Node.js seed's, and docs/migrating.md
+        # migrates PulsePlan into the seed's own database: its table is no candidate, so it is
+        # dropped before the ambiguity check (else every such import would have to --table).
+        seeds = {name: columns for name, columns in found.items() if name not in ours}
+        if not seeds:
+            raise ConfigurationError(
+                [
+                    f"no seed table in {self.where} (its {' and '.join(ours)} is PulsePlan's "
+                    "own connections table); name a renamed seed table with --table, or point "
+                    "--from at the seed database"
+                ]
+            )
+        if len(seeds) > 1:
+            raise ConfigurationError(
+                [
+                    f"{self.where} holds both {' and '.join(sorted(seeds))}; choose one with "
                     "--table (oauth_tokens: the Python backend, calendar_connections: Node.js)"
                 ]
             )
-        (table, columns), *_ = found.items()
-        if columns >= _PULSEPLAN_COLUMNS:
-            raise ConfigurationError(
-                [
-                    f"{table} in {self.where} is PulsePlan's own connections table, not a seed "
-                    "table; point --from at the seed database (or --table at the seed's table)"
-                ]
-            )
+        (table, columns), *_ = seeds.items()
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise ConfigurationError(

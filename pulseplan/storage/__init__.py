@@ -22,7 +22,7 @@ def make_storage(settings: Settings) -> Storage:
             from pulseplan.storage.postgres import PostgresStorage
         except ImportError as exc:  # pragma: no cover - shipped with the package
             raise ConfigurationError([f"PostgreSQL backend unavailable: {exc}"]) from None
-        return PostgresStorage(url, connections_table=table)
+        return PostgresStorage(url, connections_table=table, production=settings.production)
     if url.startswith("supabase:"):  # SUPABASE_URL over REST (docs/supabase-rest.md)
         from pulseplan.storage.supabase_rest import rest_storage_from_settings
 

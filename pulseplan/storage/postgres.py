@@ -80,6 +80,7 @@ class PostgresStorage(PgRecordTables, Storage):
         url: str,
         *,
         connections_table: str = "calendar_connections",
+        production: bool = False,
         pooler: PoolerMode | None = None,
         rls: RlsMode | None = None,
         min_size: int | None = None,
@@ -92,6 +93,7 @@ class PostgresStorage(PgRecordTables, Storage):
         self.table = connections_table
         self.options = parse_options(
             url,
+            production=production,
             pooler=pooler,
             rls=rls,
             min_size=min_size,

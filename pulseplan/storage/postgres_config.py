@@ -11,8 +11,9 @@ before asyncpg sees the URL (asyncpg would send unknown parameters to the server
     ``transaction`` for port 6543 or ``pgbouncer=true`` (Prisma's flag), ``session`` otherwise.
 ``pulseplan_rls=auto|on|off``
     Run user-scoped queries as role ``authenticated`` with the user's JWT claims (see
-    ``docs/postgres.md``). ``auto`` (default): on when the database has the Supabase pieces,
-    off with a warning otherwise; ``on``: refuse to serve user data without them.
+    ``docs/postgres.md``). ``auto``: on when the database has the Supabase pieces, off with a
+    warning otherwise; ``on``: refuse to serve user data without them. Unset, it is ``on`` in
+    production and for a Supabase host (fail closed where RLS is promised), ``auto`` otherwise.
 ``pulseplan_pool_min_size`` / ``pulseplan_pool_max_size`` (default 0 / 10)
 ``pulseplan_connect_timeout`` (seconds, default 3; libpq's ``connect_timeout`` is honoured too)
 ``pulseplan_command_timeout`` (seconds, default 10)
@@ -101,9 +102,15 @@ def _port(netloc: str) -> int | None:
         return None
 
 
+def _supabase_host(netloc: str) -> bool:
+    host = (urlsplit(f"//{netloc}").hostname or "").lower()
+    return host.endswith((".supabase.co", ".supabase.com"))
+
+
 def parse_options(
     url: str,
     *,
+    production: bool = False,
     pooler: PoolerMode | None = None,
     rls: RlsMode | None = None,
     min_size: int | None = None,
@@ -111,7 +118,10 @@ def parse_options(
     connect_timeout: float | None = None,
     command_timeout: float | None = None,
 ) -> PostgresOptions:
-    """Split ``url`` into asyncpg's DSN and our options; keyword arguments win over the URL."""
+    """Split ``url`` into asyncpg's DSN and our options; keyword arguments win over the URL.
+
+    ``production`` only changes the default of ``pulseplan_rls`` (see the module docstring).
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres"):
         raise ConfigurationError(["DATABASE_URL must start with postgresql:// or postgres://"])
@@ -140,8 +150,12 @@ def parse_options(
         bouncer = ours.get("pgbouncer", "").lower() in ("1", "true", "yes")
         transaction = bouncer or _port(parts.netloc) == SUPAVISOR_TRANSACTION_PORT
         mode = "transaction" if transaction else "session"
+    # Unset, RLS is required where it is promised: in production (DESIGN.md §6: on Postgres a
+    # user reaches only their rows by RLS too) and on Supabase, which always has the pieces.
+    # Plain PostgreSQL in production must opt out explicitly with pulseplan_rls=off.
+    implicit = "on" if production or _supabase_host(parts.netloc) else "auto"
     scoping = rls or cast(
-        RlsMode, _choice(PREFIX + "rls", ours.get(PREFIX + "rls", "auto"), RLS_MODES)
+        RlsMode, _choice(PREFIX + "rls", ours.get(PREFIX + "rls", implicit), RLS_MODES)
     )
     low_size = int(number("pool_min_size", min_size, "0", 0, 100))
     high_size = int(number("pool_max_size", max_size, "10", 1, 200))

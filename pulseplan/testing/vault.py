@@ -156,9 +156,16 @@ class Vault:
         return updated
 
     def stored_refresh_token(self, row: Connection) -> str:
+        """The plaintext refresh token of a stored row (for assertions against the fake)."""
         assert row.refresh_token is not None
         return self.runtime.cipher.decrypt(
             row.refresh_token, user_id=row.user_id, provider=row.provider, field="refresh_token"
+        )
+
+    def stored_access_token(self, row: Connection) -> str:
+        """The plaintext access token of a stored row (for assertions against the fake)."""
+        return self.runtime.cipher.decrypt(
+            row.access_token, user_id=row.user_id, provider=row.provider, field="access_token"
         )
 
 

@@ -1,11 +1,13 @@
-"""Canvas LMS provider for PulsePlan: one Canvas instance per deployment, from
-``CANVAS_BASE_URL``.
+"""Canvas LMS provider for PulsePlan: new connections go to the instance ``CANVAS_BASE_URL``
+names; existing connections may also belong to an instance listed in
+``CANVAS_ALLOWED_BASE_URLS``, and to no other.
 
 The entry point ``canvas = "pulseplan_canvas"`` registers this module; its hook
 implementations are thin and delegate to :mod:`pulseplan_canvas.tokens` (code exchange,
 refresh), :mod:`pulseplan_canvas.api` (validation, revocation), :mod:`pulseplan_canvas.errors`
-(Canvas's error vocabulary) and :mod:`pulseplan_canvas.instance` (the instance URL and the guard
-that refuses a connection naming another instance before any network call).
+(Canvas's error vocabulary) and :mod:`pulseplan_canvas.instance` (the instance URLs, and the
+guard that binds each connection to its configured instance or refuses it before any network
+call).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from pulseplan import hookimpl
 from pulseplan_canvas import api
 from pulseplan_canvas import tokens
 from pulseplan_canvas.instance import INSTANCE_MISMATCH
-from pulseplan_canvas.instance import instance_problem
+from pulseplan_canvas.instance import INSTANCE_REFUSED
+from pulseplan_canvas.instance import instance_context
 from pulseplan_canvas.instance import parse_bool
 from pulseplan_canvas.instance import pkce_enabled
+from pulseplan_canvas.instance import validate_allowed_base_urls
 from pulseplan_canvas.instance import validate_base_url
 
 SPEC = ProviderSpec(
@@ -48,6 +52,16 @@ SPEC = ProviderSpec(
             description="the Canvas instance root, e.g. https://school.instructure.com",
             required=True,
             validate=validate_base_url,
+        ),
+        SettingSpec(
+            name="allowed_base_urls",
+            env="CANVAS_ALLOWED_BASE_URLS",
+            description=(
+                "further Canvas instance roots whose existing connections may be served "
+                "(comma/space separated; new connections always use CANVAS_BASE_URL)"
+            ),
+            default="",
+            validate=validate_allowed_base_urls,
         ),
         SettingSpec(
             name="pkce",
@@ -104,22 +118,24 @@ async def refresh(
     scopes: tuple[str, ...],
     metadata: dict[str, Any],
 ) -> TokenSet:
-    """Refresh at the configured instance; a row naming another instance must reconnect."""
-    problem = instance_problem(provider, metadata)
-    if problem is not None:
-        raise ReconnectRequired(problem, provider=provider.name, error=INSTANCE_MISMATCH)
-    return await tokens.refresh(provider, refresh_token=refresh_token, scopes=scopes)
+    """Refresh at the connection's configured instance (the new metadata keeps its
+    ``base_url``); a row naming an instance not configured must reconnect."""
+    bound = instance_context(provider, metadata)
+    if bound is None:
+        raise ReconnectRequired(INSTANCE_REFUSED, provider=provider.name, error=INSTANCE_MISMATCH)
+    return await tokens.refresh(bound, refresh_token=refresh_token, scopes=scopes)
 
 
 @hookimpl
 async def validate(
     provider: ProviderContext, access_token: str, metadata: dict[str, Any]
 ) -> Validation:
-    """``GET /api/v1/users/self``; only a 401 with ``WWW-Authenticate`` means a dead token."""
-    problem = instance_problem(provider, metadata)
-    if problem is not None:
-        return Validation(valid=False, detail=problem)
-    return await api.validate(provider, access_token=access_token)
+    """``GET /api/v1/users/self`` at the connection's instance; only a 401 with
+    ``WWW-Authenticate`` means a dead token."""
+    bound = instance_context(provider, metadata)
+    if bound is None:
+        return Validation(valid=False, detail=INSTANCE_REFUSED)
+    return await api.validate(bound, access_token=access_token)
 
 
 @hookimpl
@@ -129,8 +145,9 @@ async def revoke(
     refresh_token: str | None,
     metadata: dict[str, Any],
 ) -> Revocation:
-    """``DELETE /login/oauth2/token`` with the bearer access token (refreshed if rejected)."""
-    problem = instance_problem(provider, metadata)
-    if problem is not None:
-        return Revocation(revoked=False, detail=f"{problem}; not revoked there")
-    return await api.revoke(provider, access_token=access_token, refresh_token=refresh_token)
+    """``DELETE /login/oauth2/token`` at the connection's instance with the bearer access
+    token (refreshed if rejected)."""
+    bound = instance_context(provider, metadata)
+    if bound is None:
+        return Revocation(revoked=False, detail=f"{INSTANCE_REFUSED}; not revoked there")
+    return await api.revoke(bound, access_token=access_token, refresh_token=refresh_token)

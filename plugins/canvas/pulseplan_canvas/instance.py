@@ -1,29 +1,44 @@
-"""Which Canvas instance PulsePlan talks to, and the guard that keeps it that way.
+"""Which Canvas instances PulsePlan talks to, and the guard that keeps it that way.
 
 Every Canvas instance has its own host (``https://school.instructure.com``). The seed accepted
 any ``canvas_url`` a client sent and called it with the user's token: a server-side request
 forgery hole that also leaked tokens to arbitrary hosts (seed-system.md §8.5 item 24). Here the
-instance comes only from operator configuration (``CANVAS_BASE_URL``), is validated once at
-start-up, and is recorded in each connection's ``metadata["base_url"]``. Before any provider
-call for an existing connection, the stored instance must be the configured one; a row naming
-another instance (tampered, or left over from an earlier configuration) is refused without
-contacting anything.
+instances come only from operator configuration: ``CANVAS_BASE_URL`` (where new OAuth flows
+go) and the optional ``CANVAS_ALLOWED_BASE_URLS`` (further instances whose existing connections
+may be served), each validated once at start-up. Each connection records its instance in
+``metadata["base_url"]``. Before any provider call for an existing connection, the stored
+instance is looked up among the configured ones and the call is bound to the *configured*
+spelling of that instance; a row naming any other instance (tampered, or left over from an
+earlier configuration) is refused without contacting anything. The stored string itself is
+never used to build a URL.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from pulseplan import ProviderContext
 from pulseplan import ProviderMisconfigured
+from pulseplan import StandardOAuth2
 from pulseplan.provider_config import check_url
 
 #: Key of the instance URL in a connection's metadata.
 BASE_URL_KEY = "base_url"
-#: ``error`` code reported when a connection names another instance.
+#: Key of the extra instances (``CANVAS_ALLOWED_BASE_URLS``) in the provider's settings.
+ALLOWED_KEY = "allowed_base_urls"
+#: ``error`` code reported when a connection names an instance that is not configured.
 INSTANCE_MISMATCH = "canvas_instance_mismatch"
+#: Why such a connection is refused (no URL in it: the stored value is not trusted).
+INSTANCE_REFUSED = (
+    "the connection belongs to another Canvas instance than CANVAS_BASE_URL, "
+    "and that instance is not listed in CANVAS_ALLOWED_BASE_URLS"
+)
+#: Separators between ``CANVAS_ALLOWED_BASE_URLS`` entries, as for ``{NAME}_SCOPES``.
+SEPARATORS = re.compile(r"[\s,]+")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
@@ -115,16 +130,74 @@ def same_instance(stored: object, configured: str) -> bool:
         return False
 
 
-def instance_problem(provider: ProviderContext, metadata: Mapping[str, Any]) -> str | None:
-    """Why this connection must not be used with the configured instance, or ``None``.
+def validate_allowed_base_urls(value: str, production: bool) -> str:
+    """Validate and normalise ``CANVAS_ALLOWED_BASE_URLS`` (a :class:`~pulseplan.SettingSpec`
+    validator): instance roots separated by commas and/or whitespace, each checked like
+    ``CANVAS_BASE_URL`` by :func:`validate_base_url`.
 
-    A row without ``base_url`` (stored through ``POST /tokens/connections/canvas`` or imported
-    from the seed) belongs to the configured instance: every request goes there anyway, and the
-    next refresh records it.
+    :return: the normalised roots in the given order, duplicates dropped, space-joined;
+        ``""`` for an empty list.
+    :raises ValueError: naming the bad entry by position, e.g. ``entry 2: must use https ...``.
+    """
+    roots: dict[str, None] = {}  # an ordered set
+    entries = [entry for entry in SEPARATORS.split(value) if entry]
+    for number, entry in enumerate(entries, start=1):
+        try:
+            roots.setdefault(validate_base_url(entry, production))
+        except ValueError as exc:
+            raise ValueError(f"entry {number}: {exc}") from None
+    return " ".join(roots)
+
+
+def allowed_base_urls(provider: ProviderContext) -> tuple[str, ...]:
+    """The validated extra instances from ``CANVAS_ALLOWED_BASE_URLS`` (possibly none)."""
+    return tuple(provider.settings.extra.get(ALLOWED_KEY, "").split())
+
+
+def instance_context(
+    provider: ProviderContext, metadata: Mapping[str, Any]
+) -> ProviderContext | None:
+    """The context to serve this connection with, or ``None`` when it must be refused.
+
+    - no ``base_url`` (stored through ``POST /tokens/connections/canvas``, or an older row) or
+      ``CANVAS_BASE_URL``'s instance: ``provider`` itself, endpoint overrides included; the
+      next refresh records the instance;
+    - an instance listed in ``CANVAS_ALLOWED_BASE_URLS``: a context bound to that instance
+      (:func:`bound_context`), built from the configured entry, not from the stored string;
+    - anything else: ``None``. Instances compare by scheme, host and port.
     """
     stored = metadata.get(BASE_URL_KEY)
-    if stored is None:
-        return None
-    if same_instance(stored, configured_base_url(provider)):
-        return None
-    return "the connection belongs to another Canvas instance than CANVAS_BASE_URL"
+    if stored is None or same_instance(stored, configured_base_url(provider)):
+        return provider
+    for allowed in allowed_base_urls(provider):
+        if same_instance(stored, allowed):
+            return bound_context(provider, allowed)
+    return None
+
+
+def bound_context(provider: ProviderContext, base_url: str) -> ProviderContext:
+    """``provider`` re-pointed at another configured instance ``base_url``.
+
+    The endpoints are re-derived from the spec's ``{base_url}/...`` templates (the host hands
+    each hook the plugin's own ``SPEC``), so ``CANVAS_*_URL`` overrides, which name one host,
+    apply to ``CANVAS_BASE_URL``'s instance only. Client credentials are shared: every instance
+    must accept ``CANVAS_CLIENT_ID`` / ``CANVAS_CLIENT_SECRET`` (an inherited or consortium
+    developer key).
+    """
+    spec = provider.spec
+    values = {**provider.settings.extra, BASE_URL_KEY: base_url}
+
+    def fill(template: str | None) -> str | None:
+        return template.format(**values) if template else None
+
+    settings = replace(
+        provider.settings,
+        authorize_url=spec.authorize_url.format(**values),
+        token_url=spec.token_url.format(**values),
+        revoke_url=fill(spec.revoke_url),
+        userinfo_url=fill(spec.userinfo_url),
+        extra=values,
+    )
+    return replace(
+        provider, settings=settings, standard=StandardOAuth2(spec, settings, provider.http)
+    )

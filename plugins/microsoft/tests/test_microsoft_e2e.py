@@ -28,8 +28,13 @@ async def test_connect_fetch_rotate_validate_disconnect(pulseplan_vault: Any) ->
 
     started = await vault.authorize(user, "microsoft")
     url = (await started.get_json())["authorization_url"]
-    assert "offline_access" in parse_qs(urlsplit(url).query)["scope"][0].split()
+    params = parse_qs(urlsplit(url).query)
+    assert "offline_access" in params["scope"][0].split()
+    # Microsoft recommends PKCE for every client: the host must make and send a verifier.
+    assert pulseplan_microsoft.SPEC.pkce is True
+    assert params["code_challenge_method"] == ["S256"]
     await vault.callback(fake.consent(url))
+    assert [c.pkce for c in fake.calls("token")] == [True]
     row = await vault.runtime.storage.get_connection(user, "microsoft")
     assert row is not None
     assert row.email == "grace@contoso.example"

@@ -87,7 +87,8 @@ class RateLimiter:
         a backend must use the same one.
     :param prefix: key prefix, e.g. ``pulseplan:rl:``; keys are ``{prefix}{group}:{hash}``.
     :param clock: wall-clock seconds (shared by every worker: windows live in Redis).
-    :param log_interval: at most one "backend unavailable" log line per this many seconds.
+    :param log_interval: at most one "backend unavailable" log line per group per this many
+        seconds (per group, so a closed group's refusals are never hidden behind an open one's).
 
     :attr:`stats` counts every decision by ``(group, outcome)``, outcomes in :data:`OUTCOMES`;
     refusals and backend failures also go to :mod:`pulseplan.observability.metrics`
@@ -113,8 +114,8 @@ class RateLimiter:
         self.log_interval = log_interval
         self.stats: Counter[tuple[str, str]] = Counter()
         self._digest = subject_key(secret)
-        self._last_log: float | None = None
-        self._unlogged = 0
+        self._last_log: dict[str, float] = {}
+        self._unlogged: Counter[str] = Counter()
 
     def key(self, group: str, subject: str) -> str:
         """The backend key of ``subject`` in ``group`` (the subject is hashed)."""
@@ -169,9 +170,11 @@ class RateLimiter:
         metrics.ratelimit_backend_error(policy.name)
         # One line per interval, not one per request: an outage must not flood the logs.
         now = time.monotonic()
-        if self._last_log is not None and now - self._last_log < self.log_interval:
-            self._unlogged += 1
+        last = self._last_log.get(policy.name)
+        if last is not None and now - last < self.log_interval:
+            self._unlogged[policy.name] += 1
             return
+        unlogged = self._unlogged.pop(policy.name, 0)
         effect = (
             "limits apply per process until it returns"
             if policy.failure_mode == "open"
@@ -184,10 +187,9 @@ class RateLimiter:
             policy.name,
             policy.failure_mode,
             effect,
-            f" ({self._unlogged} more failures since the last report)" if self._unlogged else "",
+            f" ({unlogged} more failures since the last report)" if unlogged else "",
         )
-        self._last_log = now
-        self._unlogged = 0
+        self._last_log[policy.name] = now
 
     async def aclose(self) -> None:
         await self.backend.aclose()
