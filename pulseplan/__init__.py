@@ -29,6 +29,7 @@ from pulseplan.provider import Validation
 from pulseplan.provider_config import check_url
 from pulseplan.standard import StandardOAuth2
 from pulseplan.standard import classify
+from pulseplan.standard import json_object
 from pulseplan.standard import parse_error_body
 from pulseplan.standard import retry_after_seconds
 
@@ -50,6 +51,7 @@ __all__ = [
     "check_url",
     "classify",
     "hookimpl",
+    "json_object",
     "parse_error_body",
     "retry_after_seconds",
 ]

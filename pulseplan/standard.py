@@ -96,6 +96,16 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         return None
 
 
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The response body as a JSON object, or ``None`` when it is not JSON or not an object
+    (providers answer HTML error pages and plain text too)."""
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def parse_error_body(response: httpx.Response) -> tuple[str | None, str | None]:
     """Return ``(error, description)`` from an RFC 6749 or Notion-style error body.
 
@@ -386,11 +396,7 @@ class StandardOAuth2:
         response = await self.send(request, operation="userinfo")
         if not response.is_success:
             raise classify(response, provider=self.spec.name, operation="userinfo")
-        try:
-            data = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            data = None
-        return data if isinstance(data, dict) else {}
+        return json_object(response) or {}
 
     async def validate(self, *, access_token: str) -> Validation:
         """Validate by calling the userinfo endpoint: 2xx valid, 401 invalid.

@@ -106,7 +106,13 @@ def test_documented_signature_is_the_hookspec(hook: str) -> None:
 
 def test_no_documented_hook_is_unknown() -> None:
     documented = {name for name in documented_calls() if "." not in name}
-    helpers = {"classify", "parse_error_body", "retry_after_seconds", "expires_at_from"}
+    helpers = {
+        "classify",
+        "parse_error_body",
+        "retry_after_seconds",
+        "expires_at_from",
+        "json_object",
+    }
     assert documented - helpers == set(HOOKS)
 
 

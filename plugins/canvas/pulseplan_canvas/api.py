@@ -10,8 +10,6 @@ A 401 without that header, or a 403, means the token authenticated but may not d
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 
 from pulseplan import ProviderContext
@@ -19,6 +17,7 @@ from pulseplan import ProviderMisconfigured
 from pulseplan import ReconnectRequired
 from pulseplan import Revocation
 from pulseplan import Validation
+from pulseplan import json_object
 from pulseplan_canvas.errors import RATE_LIMITED
 from pulseplan_canvas.errors import classify
 from pulseplan_canvas.tokens import refresh
@@ -131,9 +130,6 @@ async def delete(provider: ProviderContext, access_token: str) -> Revocation | N
 
 
 def _message(response: httpx.Response) -> str:
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return ""
-    message = body.get("message") if isinstance(body, dict) else None
+    body = json_object(response)
+    message = body.get("message") if body is not None else None
     return message if isinstance(message, str) else ""

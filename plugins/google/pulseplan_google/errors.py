@@ -10,7 +10,6 @@ description only, never a token or the raw body.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from pulseplan import ProviderError
 from pulseplan import ProviderMisconfigured
 from pulseplan import ProviderUnavailable
 from pulseplan import ReconnectRequired
+from pulseplan import json_object
 from pulseplan.standard import retry_after_seconds
 from pulseplan_google.spec import NAME
 
@@ -75,11 +75,8 @@ def _api_error(error: dict[str, Any]) -> GoogleError:
 
 def parse(response: httpx.Response) -> GoogleError:
     """Read an error body; anything unreadable yields an empty :class:`GoogleError`."""
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return GoogleError()
-    if not isinstance(body, dict):
+    body = json_object(response)
+    if body is None:
         return GoogleError()
     error = body.get("error")
     if isinstance(error, dict):

@@ -7,7 +7,6 @@ because the standard classifier cannot see the ``reason`` of a 403 rate limit.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,18 +14,11 @@ import httpx
 
 from pulseplan import ProviderContext
 from pulseplan import ProviderUnavailable
+from pulseplan import json_object
 from pulseplan_google.errors import classify
 from pulseplan_google.spec import NAME
 
 FORM = "application/x-www-form-urlencoded"
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 async def token_call(
@@ -55,7 +47,7 @@ async def tokeninfo(provider: ProviderContext, url: str, access_token: str) -> h
 
 def tokeninfo_result(response: httpx.Response) -> dict[str, Any]:
     """The decoded tokeninfo answer of a 2xx response."""
-    data = _json_object(response)
+    data = json_object(response)
     if data is None:
         raise ProviderUnavailable("tokeninfo returned a non-JSON body", provider=NAME)
     return data

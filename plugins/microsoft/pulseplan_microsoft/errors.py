@@ -14,7 +14,6 @@ messages quote the user's sign-in name) and never a token.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from pulseplan import ProviderError
 from pulseplan import ProviderMisconfigured
 from pulseplan import ProviderUnavailable
 from pulseplan import ReconnectRequired
+from pulseplan import json_object
 from pulseplan.standard import retry_after_seconds
 from pulseplan_microsoft.spec import NAME
 
@@ -110,11 +110,8 @@ def _ident(value: object) -> str | None:
 
 def parse(response: httpx.Response) -> EntraError:
     """Read an error body; an unreadable one yields an empty :class:`EntraError`."""
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return EntraError()
-    if not isinstance(body, dict):
+    body = json_object(response)
+    if body is None:
         return EntraError()
     error = body.get("error")
     if isinstance(error, dict):

@@ -7,24 +7,15 @@ timeouts); failures are read by :mod:`.errors` so the AADSTS number decides the 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import httpx
 import jwt
 
 from pulseplan import ProviderContext
 from pulseplan import ProviderMisconfigured
+from pulseplan import json_object
 from pulseplan_microsoft.errors import classify
 from pulseplan_microsoft.spec import NAME
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 async def token_call(
@@ -53,7 +44,7 @@ async def graph_me(provider: ProviderContext, access_token: str) -> dict[str, An
     response = await provider.standard.send(request, operation="Graph /me")
     if not response.is_success:
         raise classify(response, operation="Graph /me")
-    return _json_object(response) or {}
+    return json_object(response) or {}
 
 
 def id_token_claims(provider: ProviderContext, id_token: object) -> dict[str, Any]:

@@ -13,14 +13,13 @@ owner's email. Notion answers errors as ``{"object": "error", "status", "code", 
 
 from __future__ import annotations
 
-import json
-
 import httpx
 
 from pulseplan import ProviderContext
 from pulseplan import ProviderUnavailable
 from pulseplan import Revocation
 from pulseplan import Validation
+from pulseplan import json_object
 from pulseplan.standard import classify
 from pulseplan_notion.tokens import owner_email
 from pulseplan_notion.version import headers
@@ -97,9 +96,6 @@ async def revoke(
 
 def _bot_owner_email(response: httpx.Response) -> str | None:
     """The email of the user who owns the bot (``bot.owner.user.person.email``)."""
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    bot = body.get("bot") if isinstance(body, dict) else None
+    body = json_object(response)
+    bot = body.get("bot") if body is not None else None
     return owner_email(bot.get("owner")) if isinstance(bot, dict) else None
