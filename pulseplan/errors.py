@@ -164,3 +164,11 @@ class TooManyRequests(ApiError):
 class ServiceUnavailable(ApiError):
     status = 503
     code = "service_unavailable"
+
+
+class FlowWriteUncertain(Exception):
+    """A pending-flow write failed after it was sent (a Redis timeout): it may have been applied.
+
+    The key must not be written anywhere else, or two stores could each hold a copy that can be
+    taken once. The OAuth flow service retries under a fresh random secret instead.
+    """

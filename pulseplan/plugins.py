@@ -139,19 +139,15 @@ class PluginHost:
             # A plugin left out of PULSEPLAN_PROVIDERS is still imported: only then is it known
             # whether it is a provider (disabled in _register) or a cross-cutting plugin such
             # as an audit sink, which an allow-list of providers must not silently turn off.
-            listed = self._selected(name)
+            # So a broken one stops start-up like any other (fail closed: it may be the audit
+            # sink); PULSEPLAN_DISABLED_PROVIDERS is how to skip it.
             try:
                 plugin = ep.load()
             except Exception as exc:
-                message = (
+                raise PluginError(
                     f"plugin {name!r} ({package or ep.value}) failed to import: "
-                    f"{type(exc).__name__}: {exc}"
-                )
-                if listed:
-                    raise PluginError(message) from exc
-                logger.warning("{}; not in PULSEPLAN_PROVIDERS, so left out", message)
-                self._infos[name] = PluginInfo(name, package, version, enabled=False)
-                continue
+                    f"{type(exc).__name__}: {exc} (PULSEPLAN_DISABLED_PROVIDERS={name} skips it)"
+                ) from exc
             loaded.append((name, plugin, package, version))
         return loaded
 

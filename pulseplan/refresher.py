@@ -36,6 +36,15 @@ class SweepResult:
     failed: int = 0
 
 
+def provider_slots(batch: list[Connection], concurrency: int) -> dict[str, asyncio.Semaphore]:
+    """Per-provider limits for one batch. With several providers in it, each gets at most half
+    the slots (at least one), so a provider that hangs until the timeout cannot hold every slot
+    while other providers' connections expire; a batch of one provider may use all of them."""
+    providers = {row.provider for row in batch}
+    share = concurrency if len(providers) == 1 else max(1, concurrency // 2)
+    return {provider: asyncio.Semaphore(share) for provider in providers}
+
+
 class BackgroundRefresher:
     """Sweeps due connections in bounded batches with bounded concurrency."""
 
@@ -52,14 +61,9 @@ class BackgroundRefresher:
         result = SweepResult()
         concurrency = self.settings.refresh_concurrency
         semaphore = asyncio.Semaphore(concurrency)
-        # One provider gets at most half the slots (at least one): a provider that hangs until
-        # the timeout cannot hold every slot while other providers' connections expire.
-        per_provider = max(1, concurrency // 2)
-        provider_slots: dict[str, asyncio.Semaphore] = {}
         skew = timedelta(seconds=self.settings.refresh_skew_seconds)
 
-        async def one(row: Connection) -> None:
-            slots = provider_slots.setdefault(row.provider, asyncio.Semaphore(per_provider))
+        async def one(row: Connection, slots: asyncio.Semaphore) -> None:
             # The provider's slot first: rows waiting for a stuck provider hold no shared slot.
             async with slots, semaphore:
                 try:
@@ -87,7 +91,8 @@ class BackgroundRefresher:
                 lease_seconds=self.settings.refresh_lock_ttl * 2,
             )
             result.claimed += len(batch)
-            await asyncio.gather(*(one(row) for row in batch))
+            slots = provider_slots(batch, concurrency)
+            await asyncio.gather(*(one(row, slots[row.provider]) for row in batch))
             if len(batch) < self.settings.refresh_batch_size:
                 break
         return result
@@ -115,10 +120,14 @@ class BackgroundRefresher:
             self._stop.clear()
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
+    def request_stop(self) -> None:
+        """From now on start no refresh and no batch; refreshes in flight go on."""
+        self._stop.set()
+
     async def stop(self) -> None:
         """Stop soon: refreshes in flight finish (a rotated token is stored, locks and claims
         end); no new refresh or batch starts, so shutdown is not held up by a backlog."""
-        self._stop.set()
+        self.request_stop()
         if self._task is not None:
             await self._task
             self._task = None

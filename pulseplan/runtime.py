@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from typing import Literal
 
 import httpx
+from loguru import logger
 from quart import current_app
 
 from pulseplan import __version__
@@ -105,7 +106,10 @@ class Runtime:
             for hook in self.on_start:
                 await hook()
         except BaseException:
-            await self.stop()  # nothing half-open is left behind
+            try:
+                await self.stop()  # nothing half-open is left behind
+            except Exception as cleanup:  # the start-up failure is the one to report
+                logger.warning("cleanup after a failed start failed: {}", type(cleanup).__name__)
             raise
         if self.background is not None:
             self.background.start()

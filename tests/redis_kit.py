@@ -44,6 +44,15 @@ class TrackedClient(RedisClient):
         return name
 
 
+class AppliedThenFailed(TrackedClient):
+    """Redis applies the command, then the reply is lost (a timeout after the write)."""
+
+    async def run(self, op: Any) -> Any:
+        await super().run(op)
+        self._failed(TimeoutError())
+        raise RedisUnavailable("TimeoutError")
+
+
 def unique_prefix() -> str:
     return f"pulseplan:test-{uuid.uuid4().hex[:12]}:"
 

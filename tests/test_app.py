@@ -251,7 +251,12 @@ async def test_a_failed_start_closes_what_it_opened(settings: Settings) -> None:
     async def broken() -> None:
         raise RuntimeError("dependency refused")
 
+    async def broken_close() -> None:
+        raise OSError("close failed too")
+
     runtime.on_start.append(broken)
+    runtime.on_stop.append(broken_close)
+    # The start-up failure is what surfaces, not the cleanup's.
     with pytest.raises(RuntimeError, match="dependency refused"):
         await runtime.start()
     assert runtime.http is None

@@ -131,3 +131,19 @@ def test_check_reports_an_unmigrated_postgres_and_an_unreachable_redis(tmp_path:
     assert any(line.startswith("ok") and "storage: postgres" in line for line in lines)
     assert "error: migrations check failed" in result.stderr
     assert "redis-pw-Secret9" not in result.stdout + result.stderr
+
+
+def test_check_in_production_reports_dependencies_beside_provider_problems(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **BASE_ENV,
+        "PULSEPLAN_ENV": "production",
+        "PUBLIC_BASE_URL": "https://vault.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.db'}",
+        "PULSEPLAN_PROVIDERS": "google",
+    }
+    result = pulseplan("check", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "error: GOOGLE_CLIENT_ID is not set" in result.stderr
+    assert "ok       storage: sqlite" in result.stdout

@@ -122,7 +122,8 @@ async def test_redis_cut_during_load_then_back(tmp_path: Path) -> None:
                 await connect(http, base, fake, headers)
                 assert set(await wave(http, base, headers)) == {200}
 
-                # Cut while a wave is in flight: requests caught mid-call to Redis still end 200.
+                # Cut while a wave runs (how many requests straddle the cut varies from run to
+                # run): whichever side of it a request falls on, it ends 200.
                 in_flight = asyncio.ensure_future(wave(http, base, headers, 80))
                 await asyncio.to_thread(redis.stop)
                 assert set(await in_flight) == {200}

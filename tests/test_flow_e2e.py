@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
@@ -238,9 +239,9 @@ async def test_stopping_the_refresher_finishes_in_flight_work_and_starts_none(
         )
         sweeper.start()
         assert await asyncio.to_thread(held.wait_arrived)
-        stopping = asyncio.ensure_future(sweeper.stop())
+        sweeper.request_stop()  # shutdown begins while one refresh is at the provider
         held.release()
-        await stopping
+        await sweeper.stop()
         assert fake.count("refresh") == 1  # the one in flight; nothing started after stop()
         stored = [await vault.runtime.storage.get_connection_by_id(r.id) for r in rows]
         refreshed = [s for s in stored if s is not None and s.last_refreshed_at is not None]
@@ -315,3 +316,18 @@ async def test_a_hanging_provider_does_not_hold_every_refresh_slot(tmp_path: Pat
         result = await sweep
         assert result.claimed == 4
         assert beta.count("refresh", ok=True) == 1
+
+
+def test_one_provider_alone_may_use_every_refresh_slot() -> None:
+    from types import SimpleNamespace
+
+    from pulseplan.refresher import provider_slots
+
+    def rows(*providers: str) -> list[Any]:
+        return [SimpleNamespace(provider=p) for p in providers]
+
+    alone = provider_slots(rows("google", "google"), 8)
+    assert alone["google"]._value == 8  # a single-provider deployment keeps full concurrency
+    mixed = provider_slots(rows("google", "notion", "google"), 8)
+    assert {name: slot._value for name, slot in mixed.items()} == {"google": 4, "notion": 4}
+    assert provider_slots(rows("a", "b"), 1)["a"]._value == 1

@@ -108,20 +108,30 @@ def test_a_provider_allow_list_keeps_cross_cutting_plugins(
         {"pulseplan_audit_sink": AUDIT_MODULE},
         entry_points={"audit-sink": "pulseplan_audit_sink"},
     )
+    host = PluginHost(make_settings(PULSEPLAN_PROVIDERS="google"))
+    assert host.providers == ["google"]
+    assert host.pm.get_plugin("audit-sink") is not None  # an audit sink is not a provider
+    assert host.info("microsoft").enabled is False
+    # The deny-list still removes any plugin, cross-cutting or not, without importing it.
+    denied = PluginHost(make_settings(PULSEPLAN_DISABLED_PROVIDERS="audit-sink"))
+    assert denied.pm.get_plugin("audit-sink") is None
+
+
+def test_a_broken_plugin_left_out_of_the_allow_list_still_stops_start_up(
+    distribution: Callable[..., str], make_settings: Callable[..., Settings]
+) -> None:
+    # It could be a cross-cutting plugin (an audit sink): failing closed is the safe side.
     distribution(
         "pulseplan-broken",
         {"pulseplan_broken_ep3": "raise ImportError('boom')"},
         entry_points={"broken": "pulseplan_broken_ep3"},
     )
-    host = PluginHost(make_settings(PULSEPLAN_PROVIDERS="google"))
-    assert host.providers == ["google"]
-    assert host.pm.get_plugin("audit-sink") is not None  # an audit sink is not a provider
-    assert host.info("microsoft").enabled is False
-    # An unlisted plugin that fails to import is left out, not fatal.
-    assert host.info("broken").enabled is False
-    # The deny-list still removes any plugin, cross-cutting or not, without importing it.
-    denied = PluginHost(make_settings(PULSEPLAN_DISABLED_PROVIDERS="audit-sink,broken"))
-    assert denied.pm.get_plugin("audit-sink") is None
+    with pytest.raises(PluginError, match="PULSEPLAN_DISABLED_PROVIDERS=broken skips it"):
+        PluginHost(make_settings(PULSEPLAN_PROVIDERS="google"))
+    skipped = PluginHost(
+        make_settings(PULSEPLAN_PROVIDERS="google", PULSEPLAN_DISABLED_PROVIDERS="broken")
+    )
+    assert skipped.info("broken").enabled is False
 
 
 def test_a_plugin_failing_to_describe_itself_is_named(

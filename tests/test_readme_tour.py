@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,17 @@ def test_readme_tour_reports_a_quick_start_server_still_on_its_port(tmp_path: Pa
         result = run_tour(tmp_path, free_port(), app_port)
     assert result.returncode != 0, result.stdout[-2000:]
     assert f"serve exited: is port {app_port} in use?" in result.stderr, result.stderr[-4000:]
+
+
+def test_readme_tour_reports_a_taken_fake_provider_port(tmp_path: Path) -> None:
+    # Something else (an earlier tour's fake) holds the fake's port: the fake exits at once and
+    # leaves .env empty, so waiting for its lines must end with a message, not hang.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        fake_port = taken.getsockname()[1]
+        result = run_tour(tmp_path, fake_port, free_port())
+    assert result.returncode != 0
+    assert f"fake exited: is port {fake_port} in use?" in result.stderr, result.stderr[-4000:]
+    assert f"error: cannot listen on 127.0.0.1:{fake_port}" in result.stderr
+    assert "no fake Google settings in .env" in result.stderr  # the second wait ends too

@@ -14,6 +14,7 @@ from pulseplan.settings import Settings
 from pulseplan.testing.fake_provider import FakeProvider
 from tests.observability_kit import value
 from tests.redis_kit import REDIS_URL
+from tests.redis_kit import AppliedThenFailed
 from tests.redis_kit import closed_port
 from tests.redis_kit import delete_keys
 from tests.redis_kit import layer
@@ -149,3 +150,26 @@ async def test_recovery_without_restart(tmp_path: Path) -> None:
         await vault.connect(new_user())
         assert flows.fallback_puts == puts_during_outage  # flow state is in Redis again
         assert storage.stats()["pending_invalidations"] == 0
+
+
+async def test_a_flow_write_that_may_have_landed_is_retried_under_a_new_state(
+    tmp_path: Path,
+) -> None:
+    async with redis_vault(tmp_path, REDIS_URL) as vault:
+        _, _, flows = layer(vault)
+        flaky = AppliedThenFailed(REDIS_URL, prefix=flows.client.prefix)
+        flows.client = flaky  # every Redis reply to the flow store is lost after the write
+        try:
+            user = new_user()
+            started = await vault.authorize(user)
+            assert started.status_code == 200
+            url = (await started.get_json())["authorization_url"]
+            assert flows.fallback_puts == 1  # the second state went to the database only
+            callback = vault.fakes["acme"].consent(url)
+            done = await vault.callback(callback)
+            assert done.status_code == 303
+            assert await vault.runtime.storage.get_connection(user, "acme") is not None
+            replay = await vault.callback(callback)
+            assert replay.status_code == 400  # the state was single-use
+        finally:
+            await flaky.close()

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from pulseplan.cache.client import RedisUnavailable
 from pulseplan.cache.flows import RedisFlowStore
+from pulseplan.errors import FlowWriteUncertain
 from pulseplan.storage.models import utcnow
 from pulseplan.storage.sqlite import SQLiteStorage
+from tests.redis_kit import REDIS_URL
+from tests.redis_kit import AppliedThenFailed
 from tests.redis_kit import TrackedClient
 from tests.redis_kit import down_client
 from tests.redis_kit import live_client
@@ -77,8 +81,18 @@ async def test_expiry_is_honoured(client: TrackedClient, storage: SQLiteStorage)
         await redis.aclose()
 
 
+async def known_down() -> TrackedClient:
+    """A client that has already seen Redis refuse it (as the app's client does after its
+    start-up ping or any failed call)."""
+    client = down_client()
+    with pytest.raises(RedisUnavailable):
+        await client.ping()
+    assert client.down
+    return client
+
+
 async def test_redis_down_uses_the_database_single_use(storage: SQLiteStorage) -> None:
-    flows = RedisFlowStore(down_client(), storage)
+    flows = RedisFlowStore(await known_down(), storage)
     now = utcnow()
     await flows.put_flow("k", "payload", now + timedelta(minutes=10))
     assert flows.fallback_puts == 1
@@ -90,7 +104,7 @@ async def test_a_flow_stored_during_an_outage_is_found_once_redis_is_back(
     client: TrackedClient, storage: SQLiteStorage
 ) -> None:
     now = utcnow()
-    during_outage = RedisFlowStore(down_client(), storage)
+    during_outage = RedisFlowStore(await known_down(), storage)
     await during_outage.put_flow("k", "payload", now + timedelta(minutes=10))
     recovered = RedisFlowStore(client, storage)  # same database, Redis reachable
     assert await recovered.take_flow("k", now) == "payload"
@@ -98,16 +112,27 @@ async def test_a_flow_stored_during_an_outage_is_found_once_redis_is_back(
     assert await during_outage.take_flow("k", now) is None
 
 
-async def test_a_flow_in_both_redis_and_the_database_is_still_taken_once(
+async def test_a_write_that_may_have_landed_is_never_copied_to_the_database(
     client: TrackedClient, storage: SQLiteStorage
 ) -> None:
-    # A SET that timed out after Redis applied it leaves the flow in both places (the store
-    # then also wrote it to the database): taking it from Redis must consume the other copy.
+    # The SET reached Redis but the reply did not: writing the same key to the database as well
+    # would leave two copies, each takeable once (two callbacks with one state would both win).
     now = utcnow()
     expires = now + timedelta(minutes=10)
-    await storage.put_flow("both", "payload", expires)
-    flows = RedisFlowStore(client, storage)
-    await flows.put_flow("both", "payload", expires)
-    assert await flows.take_flow("both", now) == "payload"
-    assert await flows.take_flow("both", now) is None
-    assert await storage.take_flow("both", now) is None
+    flaky = AppliedThenFailed(REDIS_URL, prefix=client.prefix)
+    try:
+        flows = RedisFlowStore(flaky, storage)
+        with pytest.raises(FlowWriteUncertain):
+            await flows.put_flow("uncertain", "payload", expires)
+        assert await storage.take_flow("uncertain", now) is None  # no second copy
+        # The client now counts Redis as down: the next flow (under a new key) goes only to
+        # the database, without being sent to Redis at all.
+        await flows.put_flow("next", "payload-2", expires)
+        assert flows.fallback_puts == 1
+    finally:
+        await flaky.close()
+    reader = RedisFlowStore(client, storage)
+    assert await reader.take_flow("next", now) == "payload-2"
+    assert await reader.take_flow("next", now) is None
+    assert await reader.take_flow("uncertain", now) == "payload"  # the half-written copy
+    assert await reader.take_flow("uncertain", now) is None

@@ -384,6 +384,7 @@ async def test_a_failed_revocation_still_disconnects_and_says_so(
         await vault.runtime.events.drain()
     events = [json.loads(payload) for _, payload in received]
     failed = [e for e in events if e["event"] == "revocation_failed"]
-    assert [e["event"] for e in events] == ["connected", "disconnected", "revocation_failed"]
+    # Webhooks are delivered concurrently: their order is not part of the contract.
+    assert sorted(e["event"] for e in events) == ["connected", "disconnected", "revocation_failed"]
     assert failed[0]["connection_id"] == row.id
     assert CANARY not in "".join(payload.decode() for _, payload in received)

@@ -16,6 +16,12 @@ database. Each flow lives in exactly one place, so the take stays single-use. Th
 that Redis does not know (used, expired, forged, or written during an outage) costs one database
 query, which is the same query every callback costs without Redis.
 
+"Up" and "down" must be certain for that. A SET that fails after it was sent (a timeout) may
+have been applied, so its key is never written to the database as well: ``put_flow`` raises
+:class:`~pulseplan.errors.FlowWriteUncertain` and the flow service retries under a new random
+state (the old one was never handed out, so a half-written copy is unreachable). By then the
+client counts Redis as down, and the retry goes straight to the database without touching Redis.
+
 A flow written to Redis is unavailable while Redis is (the callback arrives during an outage)
 and lost if Redis restarts without persistence: the user sees "unknown, used or expired state"
 and starts again. That is the safe failure; a state is never accepted twice.
@@ -29,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from pulseplan.cache.client import RedisClient
 from pulseplan.cache.client import RedisUnavailable
+from pulseplan.errors import FlowWriteUncertain
 from pulseplan.storage.models import utcnow
 
 if TYPE_CHECKING:
@@ -52,16 +59,23 @@ class RedisFlowStore:
         return self.client.key("flow", key)
 
     async def put_flow(self, key: str, payload: str, expires_at: datetime) -> None:
-        """Store a pending flow until ``expires_at`` (Redis when up, else the fallback)."""
+        """Store a pending flow until ``expires_at`` (Redis when up, else the fallback).
+
+        :raises FlowWriteUncertain: the SET was sent and failed; Redis may hold it.
+        """
         ms = int((expires_at - utcnow()).total_seconds() * 1000)
         if ms <= 0:
             return  # already expired: nobody could take it, so there is nothing to keep
+        if self.client.down or not self.client.available:
+            # Known down: nothing is sent to Redis, so the database holds the only copy.
+            self.fallback_puts += 1
+            await self.fallback.put_flow(key, payload, expires_at)
+            return
         value = f"{expires_at.timestamp():.6f}|{payload}"
         try:
             await self.client.run(lambda r: r.set(self._key(key), value, px=ms))
-        except RedisUnavailable:
-            self.fallback_puts += 1
-            await self.fallback.put_flow(key, payload, expires_at)
+        except RedisUnavailable as exc:
+            raise FlowWriteUncertain(f"Redis SET failed ({exc})") from None
 
     async def take_flow(self, key: str, now: datetime) -> str | None:
         """Atomically remove and return an unexpired flow from Redis, else from the fallback."""
@@ -73,9 +87,6 @@ class RedisFlowStore:
         if raw is None:
             # Not in Redis: it may have been stored while Redis was unreachable.
             return await self.fallback.take_flow(key, now)
-        # A SET that timed out after Redis applied it was also written to the fallback: consume
-        # that copy too, or the same state could be accepted a second time.
-        await self.fallback.take_flow(key, now)
         expires, _, payload = _text(raw).partition("|")
         try:
             expired = datetime.fromtimestamp(float(expires), UTC) <= now

@@ -7,9 +7,10 @@ import sys
 
 import click
 
-from pulseplan.app import create_app
+from pulseplan import wiring
 from pulseplan.cli import reports_errors
 from pulseplan.errors import ConfigurationError
+from pulseplan.observability.logs import configure_logging
 from pulseplan.plugins import PluginHost
 from pulseplan.runtime import Runtime
 from pulseplan.settings import Settings
@@ -55,9 +56,13 @@ def check() -> None:
             click.echo(f"provider {name}: {state}")
         problems.extend(host.problems())
     # Dependency checks run even when a provider is unconfigured: both are worth knowing.
+    # The runtime alone (no app): create_app refuses unconfigured providers in production,
+    # which would hide the storage and Redis findings behind the provider ones.
     if not settings.problems() and host is not None:
-        app = create_app(settings, plugins=host)
-        for line in asyncio.run(_run_checks(app.extensions["pulseplan"])):
+        configure_logging(settings)
+        runtime = Runtime(settings=settings, plugins=host)
+        wiring.build(runtime)
+        for line in asyncio.run(_run_checks(runtime)):
             click.echo(line)
             if line.startswith("error:"):
                 problems.append(line.removeprefix("error: "))

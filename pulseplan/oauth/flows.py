@@ -30,10 +30,12 @@ from pulseplan.broker.service import TokenBroker
 from pulseplan.broker.tokens import Cipher
 from pulseplan.errors import BadRequest
 from pulseplan.errors import Conflict
+from pulseplan.errors import FlowWriteUncertain
 from pulseplan.errors import NotFound
 from pulseplan.errors import ProviderError
 from pulseplan.errors import ProviderMisconfigured
 from pulseplan.errors import ProviderUnavailable
+from pulseplan.errors import ServiceUnavailable
 from pulseplan.oauth import return_urls
 from pulseplan.plugins import PluginHost
 from pulseplan.provider import TokenSet
@@ -52,6 +54,10 @@ class FlowStore(Protocol):
     async def put_flow(self, key: str, payload: str, expires_at: datetime) -> None: ...
 
     async def take_flow(self, key: str, now: datetime) -> str | None: ...
+
+
+#: Attempts to store a flow under a fresh secret when a write's outcome is uncertain.
+PARK_ATTEMPTS = 3
 
 
 def flow_key(kind: str, value: str) -> str:
@@ -102,6 +108,29 @@ class FlowService:
         self.settings = settings
         self.ttl = timedelta(seconds=settings.oauth_flow_ttl)
 
+    async def _park(self, kind: str, payload: dict[str, Any], expires_at: datetime) -> str:
+        """Store ``payload`` under a new random secret; return the secret (state or flow id).
+
+        A write whose outcome is uncertain is never repeated under the same secret (the copy
+        could then be in Redis and in the database, each takeable once); the secret has not
+        been handed out yet, so a new one leaves any half-written copy unreachable.
+
+        :raises ServiceUnavailable: no write succeeded.
+        """
+        body = json.dumps(payload)
+        for _ in range(PARK_ATTEMPTS):
+            secret = secrets.token_urlsafe(32)
+            try:
+                await self.flow_store.put_flow(flow_key(kind, secret), body, expires_at)
+            except FlowWriteUncertain as exc:
+                logger.warning("storing an OAuth flow failed ({}); retrying under a new key", exc)
+                continue
+            return secret
+        raise ServiceUnavailable(
+            "OAuth flow state cannot be stored right now; retry shortly",
+            code="flow_store_unavailable",
+        )
+
     def redirect_uri(self, provider: str) -> str:
         """Exact, from configuration only: never from ``Host`` or the request."""
         return f"{self.settings.public_base_url}/api/v1/oauth/{provider}/callback"
@@ -135,7 +164,6 @@ class FlowService:
         spec = self.plugins.spec(provider)
         back = return_urls.choose(return_url, self.settings.allowed_return_urls)
         chosen = self._scopes(provider, scopes)
-        state = secrets.token_urlsafe(32)
         verifier = generate_token(64) if spec.pkce else None
         existing = await self.storage.get_connection(user_id, provider)
         expires_at = utcnow() + self.ttl
@@ -150,7 +178,7 @@ class FlowService:
                 verifier, user_id=user_id, provider=provider, field="pkce_verifier"
             ),
         }
-        await self.flow_store.put_flow(flow_key("state", state), json.dumps(payload), expires_at)
+        state = await self._park("state", payload, expires_at)
         url = await self.plugins.authorization_url(
             provider,
             state=state,
@@ -206,13 +234,12 @@ class FlowService:
         if tokens.scopes is None:
             tokens.scopes = tuple(flow["scopes"])
         if self.settings.oauth_require_confirmation:
-            flow_id = secrets.token_urlsafe(24)
             parked = self.cipher.encrypt(
                 json.dumps(_dump(tokens)), user_id=user_id, provider=provider, field="pending_grant"
             )
-            await self.flow_store.put_flow(
-                flow_key("confirm", flow_id),
-                json.dumps({"user_id": user_id, "provider": provider, "grant": parked}),
+            flow_id = await self._park(
+                "confirm",
+                {"user_id": user_id, "provider": provider, "grant": parked},
                 utcnow() + self.ttl,
             )
             return Outcome("pending", provider, back, flow_id=flow_id)

@@ -361,6 +361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
+    try:
+        fake.start()
+    except OSError as exc:  # the usual cause: the port is taken (an earlier run still going)
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
     with fake:
         for key, value in fake.env(args.name).items():
             print(f"{key}={value}")
