@@ -178,6 +178,19 @@ except OSError:
 PY
 }
 
+# Poll $1/api/v1/health/ready until anything answers (up to 60 s) or process $2 exits; prints
+# the last answer in http_get's form.
+wait_ready() {
+  local answer="000"
+  for _ in $(seq 1 120); do
+    answer=$(http_get "$1/api/v1/health/ready")
+    [ "${answer%% *}" != "000" ] && break
+    kill -0 "$2" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "$answer"
+}
+
 # The pid of the `pulseplan serve` process started under $1 (buildah run has no PID namespace
 # with chroot isolation, so it is a host process; found by walking the process tree).
 serve_pid() {
@@ -212,13 +225,8 @@ serve_and_probe() {
   done
   printf '+ buildah run --isolation chroot %s %s -- pulseplan serve\n' "${shown[*]}" "$c" >&2
   "${BA[@]}" run --isolation chroot "${envs[@]}" "$c" -- pulseplan serve >"$log" 2>&1 &
-  local runner=$! answer="000" pid=""
-  for _ in $(seq 1 120); do
-    answer=$(http_get "$base/api/v1/health/ready")
-    [ "${answer%% *}" != "000" ] && break
-    kill -0 "$runner" 2>/dev/null || break
-    sleep 0.5
-  done
+  local runner=$! answer pid=""
+  answer=$(wait_ready "$base" "$runner")
   echo "GET /api/v1/health/ready -> $answer"
   echo "GET /health -> $(http_get "$base/health")"
   case "$answer" in 200\ *) ;; *)
@@ -331,13 +339,8 @@ readonly_pid1_run() {
     echo "read-only root: $(touch "$root/opt/.write-probe" 2>&1 | sed "s/.*: //")"
     exec chroot --userspec=10001:10001 "$root" /usr/bin/env -i "$@" /opt/pulseplan/bin/pulseplan serve
   ' sh "$mnt" "${envs[@]}" >"$log" 2>&1 &
-  local runner=$! answer="000" pid=""
-  for _ in $(seq 1 120); do
-    answer=$(http_get "$base/api/v1/health/ready")
-    [ "${answer%% *}" != "000" ] && break
-    kill -0 "$runner" 2>/dev/null || break
-    sleep 0.5
-  done
+  local runner=$! answer pid=""
+  answer=$(wait_ready "$base" "$runner")
   echo "GET /api/v1/health/ready -> $answer"
   case "$answer" in 200\ *) ;; *)
     echo "error: not ready; log:" >&2

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pulseplan.auth.agents import AgentRecord
+from pulseplan.cache.delegate import DelegatingStorage
 from pulseplan.storage.base import Storage
 from pulseplan.storage.models import AuditRecord
 from pulseplan.storage.models import Connection
@@ -24,12 +24,12 @@ from pulseplan.storage.models import NewConnection
 NAMESPACE = uuid.UUID("8f0a1a3e-3c55-4a8e-9d43-4f0a7d1c2b10")
 
 
-class UuidUsers(Storage):
-    """A :class:`Storage` that translates readable user names to UUIDs for ``inner``."""
+class UuidUsers(DelegatingStorage):
+    """A :class:`Storage` that translates readable user names to UUIDs for ``inner``; calls
+    that carry no user id are forwarded unchanged by :class:`DelegatingStorage`."""
 
     def __init__(self, inner: Storage):
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self._names: dict[str, str] = {}
 
     def __getattr__(self, attribute: str) -> Any:
@@ -51,22 +51,6 @@ class UuidUsers(Storage):
 
     def _rows(self, rows: list[Connection]) -> list[Connection]:
         return [replace(r, user_id=self._names.get(r.user_id, r.user_id)) for r in rows]
-
-    # lifecycle
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-    async def migrate(self) -> list[str]:
-        return await self.inner.migrate()
-
-    async def pending_migrations(self) -> list[str]:
-        return await self.inner.pending_migrations()
 
     # connections
     async def get_connection(self, user_id: str, provider: str) -> Connection | None:
@@ -99,45 +83,8 @@ class UuidUsers(Storage):
     async def claim_due_connections(self, **kwargs: Any) -> list[Connection]:
         return self._rows(await self.inner.claim_due_connections(**kwargs))
 
-    async def release_claim(self, connection_id: str, owner: str) -> None:
-        await self.inner.release_claim(connection_id, owner)
-
     async def connections_page(self, after_id: str | None, limit: int) -> list[Connection]:
         return self._rows(await self.inner.connections_page(after_id, limit))
-
-    async def count_connections_by_status(self) -> dict[str, int]:
-        return await self.inner.count_connections_by_status()
-
-    # flows and locks
-    async def put_flow(self, key: str, payload: str, expires_at: datetime) -> None:
-        await self.inner.put_flow(key, payload, expires_at)
-
-    async def take_flow(self, key: str, now: datetime) -> str | None:
-        return await self.inner.take_flow(key, now)
-
-    async def acquire_lock(self, name: str, owner: str, ttl: float, now: datetime) -> bool:
-        return await self.inner.acquire_lock(name, owner, ttl, now)
-
-    async def extend_lock(self, name: str, owner: str, ttl: float, now: datetime) -> bool:
-        return await self.inner.extend_lock(name, owner, ttl, now)
-
-    async def release_lock(self, name: str, owner: str) -> bool:
-        return await self.inner.release_lock(name, owner)
-
-    # agents
-    async def create_agent(
-        self, name: str, secret_hash: str, providers: list[str] | None
-    ) -> AgentRecord:
-        return await self.inner.create_agent(name, secret_hash, providers)
-
-    async def get_agent_by_hash(self, secret_hash: str) -> AgentRecord | None:
-        return await self.inner.get_agent_by_hash(secret_hash)
-
-    async def list_agents(self) -> list[AgentRecord]:
-        return await self.inner.list_agents()
-
-    async def revoke_agent(self, name: str) -> bool:
-        return await self.inner.revoke_agent(name)
 
     # audit
     async def add_audit(self, records: Sequence[AuditRecord]) -> None:
