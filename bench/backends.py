@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 from redis.asyncio import Redis
 
 from pulseplan.storage.postgres import PostgresStorage
 from tests.pg_fixtures import OWNER_ROLE
 from tests.pg_fixtures import SUPABASE_AUTH
 from tests.pg_fixtures import SUPABASE_ROLES
+from tests.pg_fixtures import admin_execute
 from tests.pg_fixtures import with_database
 
 ADMIN_URL = os.environ.get(
@@ -58,15 +58,6 @@ def sqlite_backend(folder: Path, name: str = "pulseplan") -> Backend:
     )
 
 
-async def _admin(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(url, timeout=3)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 async def _redis_ping() -> None:
     redis = Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
     try:
@@ -84,7 +75,7 @@ def _where(url: str) -> str:
 def unreachable() -> str | None:
     """Why PostgreSQL + Redis cannot be used here, or ``None`` when both answer."""
     probes: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = [
-        (f"PostgreSQL at {_where(ADMIN_URL)}", lambda: _admin(ADMIN_URL, "SELECT 1")),
+        (f"PostgreSQL at {_where(ADMIN_URL)}", lambda: admin_execute(ADMIN_URL, "SELECT 1")),
         (f"Redis at {_where(REDIS_URL)}", _redis_ping),
     ]
     for what, probe in probes:
@@ -120,10 +111,10 @@ def postgres_redis_backend() -> Iterator[Backend]:
     """A migrated scratch database and a fresh Redis prefix; both gone afterwards."""
     name = f"pulseplan_bench_{uuid.uuid4().hex[:12]}"
     prefix = f"pulseplan:bench-{uuid.uuid4().hex[:12]}:"
-    asyncio.run(_admin(ADMIN_URL, SUPABASE_ROLES))
-    asyncio.run(_admin(ADMIN_URL, f'CREATE DATABASE "{name}" OWNER {OWNER_ROLE}'))
+    asyncio.run(admin_execute(ADMIN_URL, SUPABASE_ROLES))
+    asyncio.run(admin_execute(ADMIN_URL, f'CREATE DATABASE "{name}" OWNER {OWNER_ROLE}'))
     try:
-        asyncio.run(_admin(with_database(ADMIN_URL, name), SUPABASE_AUTH))
+        asyncio.run(admin_execute(with_database(ADMIN_URL, name), SUPABASE_AUTH))
         url = with_database(ADMIN_URL, name, user=OWNER_ROLE)
         asyncio.run(_migrate(url))
         yield Backend(
@@ -135,4 +126,4 @@ def postgres_redis_backend() -> Iterator[Backend]:
     finally:
         with contextlib.suppress(Exception):
             asyncio.run(_delete_prefix(prefix))
-        asyncio.run(_admin(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin_execute(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

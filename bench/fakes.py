@@ -27,6 +27,7 @@ from types import TracebackType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.servers import stop as stop_group
 from pulseplan.testing.fake_profiles import ProfileName
 from pulseplan.testing.fake_provider import Account
 from pulseplan.testing.fake_provider import FakeProvider
@@ -153,16 +154,10 @@ class FakeHost:
 
     def _stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
         try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-        except ProcessLookupError:
-            pass
+            stop_group(process)
         finally:
             if process.stdout is not None:
                 process.stdout.close()

@@ -139,7 +139,7 @@ def running_server(
         stop(process)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
     """SIGTERM the process group, SIGKILL it if it has not exited in 20 seconds."""
     if process.poll() is not None:
         return
